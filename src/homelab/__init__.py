@@ -1,0 +1,1 @@
+"""homelab: converge a home lab as a Nix-style build graph."""

@@ -1,0 +1,1 @@
+"""Setup-time helpers run by the Makefile (binary installation, sandbox image)."""

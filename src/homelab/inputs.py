@@ -1,0 +1,99 @@
+"""Each task's inputs, normalized and secret-free, and the input digest built from them.
+
+Host task: the host's inventory entry, the top-level inventory keys its stage reads, the digest of every
+file of code it runs, the HMACs of the secrets it uses, and the result digests of its upstream tasks.
+Release task: its parsed release.yaml, values.yaml and manifests, the chart pin (or our chart's content
+digest), the inventory values and referenced exports it reads, secret HMACs, upstream result digests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homelab import schema, stamps
+from homelab.digest import digest, file_digest
+from homelab.placeholders import substitute
+from homelab.project import Project
+from homelab.stages import deploy_files
+
+# Bump when the release driver's behaviour changes in a way that must re-apply every release.
+RELEASE_DRIVER_VERSION = 1
+
+
+def task_inputs(project: Project, task: str) -> dict[str, Any]:
+    node = project.graph.nodes[task]
+    if node.kind == "host":
+        inputs = host_inputs(project, node.stage, node.host)
+    else:
+        inputs = release_inputs(project, task)
+    inputs["upstream"] = {dep: stamps.result_digest(project.layout.stamps, dep) for dep in node.deps}
+    return inputs
+
+
+def input_digest(inputs: dict[str, Any]) -> str:
+    return digest(inputs)
+
+
+def host_inputs(project: Project, stage_name: str, host_name: str) -> dict[str, Any]:
+    assert project.inventory is not None and project.secrets is not None
+    inv = project.inventory
+    stage = project.stage(stage_name)
+    root = project.layout.root
+    return {
+        "kind": "host",
+        "schema": schema.schema_version(project.schema_dir, "inventory.schema.json"),
+        "inventory": {
+            "environment": inv.env,
+            "host": inv.host(host_name).data,
+            **{key: inv.data[key] for key in stage.reads if key in inv.data},
+        },
+        "code": {str(p.relative_to(root)): file_digest(p) for p in deploy_files(root, stage_name)},
+        "secrets": {name: project.secrets.hmac(name) for name in stage.secrets},
+    }
+
+
+def release_inputs(project: Project, name: str) -> dict[str, Any]:
+    assert project.inventory is not None and project.secrets is not None
+    release = project.release(name)
+    files: dict[str, Any] = {f"{release.rel_dir}/release.yaml": release.spec}
+    if (release.dir / "values.yaml").exists():
+        files[f"{release.rel_dir}/values.yaml"] = release.values_file
+    files.update(release.manifests)
+    inventory: dict[str, Any] = {"environment": project.inventory.env}
+    refs: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    for _, ph in release.placeholders():
+        if ph.kind == "inv":
+            inventory[ph.target] = project.inventory.lookup(ph.target)
+        elif ph.kind == "ref":
+            refs[ph.target] = export_value(project, ph.target)
+        elif ph.kind == "secret":
+            secrets[ph.target] = project.secrets.hmac(ph.target)
+    chart = dict(release.chart or {})
+    if "path" in chart:
+        chart["digest"] = release.chart_digest(project.layout.root)
+    return {
+        "kind": "release",
+        "schema": schema.schema_version(project.schema_dir, "release.schema.json"),
+        "driver": RELEASE_DRIVER_VERSION,
+        "files": files,
+        "chart": chart,
+        "inventory": inventory,
+        "refs": refs,
+        "secrets": secrets,
+    }
+
+
+def export_value(project: Project, target: str) -> Any:
+    """The value of ``RELEASE.EXPORT`` with the producer's inventory placeholders resolved."""
+    assert project.inventory is not None
+    inv = project.inventory
+    release_name, _, export = target.partition(".")
+    raw = project.release(release_name).exports[export]["value"]
+
+    def resolve(kind: str, path: str) -> Any:
+        if kind == "inv":
+            return inv.lookup(path)
+        return f"<{kind}:{path}>"
+
+    return substitute(raw, resolve)

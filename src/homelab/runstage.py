@@ -1,0 +1,170 @@
+"""Running one graph task: a host stage on one host, or one release; then writing its stamp.
+
+The decision *whether* to run is ``needs_run`` (input digest vs stamp). The work itself is delegated:
+``homelab.hostrun`` runs pyinfra deploys over SSH; releases are resolved here and applied by the
+cluster drivers where an API exists. Every message says what happened and why.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from homelab import explain, stamps
+from homelab.digest import digest
+from homelab.inputs import input_digest, task_inputs
+from homelab.project import Project
+
+_CURRENT: dict[str, tuple[dict[str, Any], str]] = {}
+_ERRORS: dict[str, str] = {}
+
+
+def last_error(name: str) -> str:
+    return _ERRORS.get(name, "failed")
+
+
+def current_inputs(project: Project, name: str, *, refresh: bool = False) -> tuple[dict[str, Any], str]:
+    if refresh or name not in _CURRENT:
+        inputs = task_inputs(project, name)
+        _CURRENT[name] = (inputs, input_digest(inputs))
+    return _CURRENT[name]
+
+
+def needs_run(project: Project, name: str) -> bool:
+    # evaluated by doit after the task's upstream tasks finished, so upstream result digests are current
+    _, dig = current_inputs(project, name, refresh=True)
+    stamp = stamps.read(project.layout.stamps, name)
+    return stamp is None or stamp.get("input_digest") != dig
+
+
+def why(project: Project, name: str) -> list[str]:
+    inputs, _ = current_inputs(project, name)
+    stamp = stamps.read(project.layout.stamps, name)
+    assert project.inventory is not None
+    return explain.reasons(stamp["inputs"] if stamp else None, inputs, project.inventory.rel)
+
+
+def _fail(name: str, message: str) -> bool:
+    _ERRORS[name] = message
+    return False
+
+
+# -- host stages ---------------------------------------------------------------------------------------
+
+def _upstream_facts(project: Project, name: str) -> dict[str, Any]:
+    assert project.inventory is not None
+    node = project.graph.nodes[name]
+    facts: dict[str, Any] = {"tasks": {}}
+    for dep in node.deps:
+        stamp = stamps.read(project.layout.stamps, dep)
+        facts["tasks"][dep] = (stamp or {}).get("result", {}).get("facts", {})
+    server = project.inventory.server
+    facts["server_name"] = server.name
+    facts["server_address"] = server.address
+    server_ts = stamps.read(project.layout.stamps, f"tailscale:{server.name}")
+    if server_ts:
+        facts["server_tailscale_ip"] = server_ts["result"].get("facts", {}).get("tailscale_ip", "")
+    own_ts = stamps.read(project.layout.stamps, f"tailscale:{node.host}")
+    if own_ts:
+        facts["tailscale_ip"] = own_ts["result"].get("facts", {}).get("tailscale_ip", "")
+    return facts
+
+
+def ssh_config(project: Project) -> Any:
+    if project.layout.env == "sandbox":
+        return project.layout.build / "ssh" / "config"
+    return None
+
+
+def run_host_task(project: Project, name: str) -> bool:
+    assert project.inventory is not None and project.secrets is not None
+    node = project.graph.nodes[name]
+    stage = project.stage(node.stage)
+    for reason in why(project, name):
+        print(f"  why: {reason}")
+    if project.layout.env == "sandbox" and stage.name == "vm":
+        from homelab.sandbox import api as sandbox_api
+
+        if not sandbox_api.is_root():
+            return _fail(name, "sandbox: needs root (systemd-nspawn, network namespaces); run as root "
+                               "or use HOMELAB_ENV=lab")
+        sandbox_api.ensure_up(project.layout.root, [node.host])
+    from homelab import hostrun
+
+    started = time.monotonic()
+    result = hostrun.run_stage(
+        project.inventory.data, stage.name, node.host,
+        secrets={n: project.secrets.value(n) for n in stage.secrets},
+        upstream=_upstream_facts(project, name),
+        ssh_config=ssh_config(project),
+    )
+    if not result.ok:
+        return _fail(name, result.error or f"{node.host}: {stage.name} failed")
+    print(f"  {node.host}: {stage.name} converged, {result.changed} change(s) in {time.monotonic() - started:.1f}s")
+    inputs, dig = current_inputs(project, name)
+    summary = {"facts": dict(result.facts), "changed": result.changed}
+    stamps.write(project.layout.stamps, name, kind="host", input_digest=dig,
+                 result_digest=digest({"stage": stage.name, "host": node.host, "facts": result.facts}),
+                 inputs=inputs, result=summary, applied=True)
+    if stage.name == "k3s" and node.host == project.inventory.server.name and project.layout.env != "sandbox":
+        path = hostrun.fetch_kubeconfig(project.inventory.data, node.host, project.layout.kubeconfig,
+                                        ssh_config(project))
+        print(f"  kubeconfig written to {project.layout.rel(path)} (0600)")
+    return True
+
+
+# -- releases ------------------------------------------------------------------------------------------
+
+def run_release_task(project: Project, name: str) -> bool:
+    from homelab import resolve
+
+    release = project.release(name)
+    for reason in why(project, name):
+        print(f"  why: {reason}")
+    values = resolve.resolved_values(project, release)
+    manifests = resolve.resolved_manifests(project, release)
+    result = {"chart": release.chart or {}, "values": values, "manifests": manifests}
+    result_digest = digest(result)
+    if project.layout.env == "sandbox":
+        print(f"  {name}: resolved {len(manifests)} extra manifest(s); not applied: the sandbox has no "
+              "Kubernetes API (set HOMELAB_ENV=lab with a kubeconfig to apply)")
+        applied = False
+    else:
+        if not project.layout.kubeconfig.exists():
+            return _fail(name, f"no kubeconfig at {project.layout.rel(project.layout.kubeconfig)}: "
+                               "converge the k3s stage first")
+        return _fail(name, "applying releases to a cluster needs the Helm driver, which is not built yet")
+    inputs, dig = current_inputs(project, name)
+    stamps.write(project.layout.stamps, name, kind="release", input_digest=dig, result_digest=result_digest,
+                 inputs=inputs, result={"objects": len(manifests), "applied": applied}, applied=applied)
+    return True
+
+
+# -- sandbox lifecycle -----------------------------------------------------------------------------------
+
+def _forget_host_stamps(project: Project) -> list[str]:
+    host_tasks = [n.name for n in project.graph.nodes.values() if n.kind == "host"]
+    return stamps.remove(project.layout.stamps, host_tasks)
+
+
+def sandbox_down(project: Project) -> bool:
+    from homelab.sandbox import api as sandbox_api
+
+    if not sandbox_api.is_root():
+        return _fail("sandbox", "sandbox: needs root (systemd-nspawn, network namespaces)")
+    removed = sandbox_api.down(project.layout.root)
+    forgotten = _forget_host_stamps(project)
+    print(f"  removed: {', '.join(removed) or 'nothing was running'}")
+    print(f"  forgot {len(forgotten)} host stamp(s): the hosts are gone, so their stages must run again")
+    return True
+
+
+def sandbox_reset(project: Project) -> bool:
+    from homelab.sandbox import api as sandbox_api
+
+    if not sandbox_api.is_root():
+        return _fail("sandbox", "sandbox: needs root (systemd-nspawn, network namespaces)")
+    sandbox_api.reset(project.layout.root)
+    forgotten = _forget_host_stamps(project)
+    print(f"  hosts wiped to the base image; forgot {len(forgotten)} host stamp(s)")
+    return True

@@ -1,0 +1,245 @@
+"""doit task creators: the only module that speaks doit.
+
+dodo.py is a table of contents that calls these. Every stage task carries an ``uptodate`` callable that
+compares its input digest with its stamp; nothing else decides whether work runs. When any input is
+invalid, every task still exists (names come from the file system) but refuses to act and prints the
+problems instead, so a typo never half-applies anything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from homelab import paths, redact
+from homelab.problems import Problem, errors
+from homelab.project import Project
+from homelab.reporter import HomelabReporter
+
+TaskDict = dict[str, Any]
+
+_PROJECT: Project | None = None
+
+
+def project() -> Project:
+    global _PROJECT
+    if _PROJECT is None:
+        redact.install()
+        _PROJECT = Project.load(paths.layout())
+    return _PROJECT
+
+
+def doit_config() -> dict[str, Any]:
+    lay = paths.layout()
+    lay.build.mkdir(parents=True, exist_ok=True)
+    return {
+        "default_tasks": ["converge"],
+        "verbosity": 2,
+        "reporter": HomelabReporter,
+        # sqlite3 commits transactionally: a crash never leaves a half-written doit DB
+        "dep_file": str(lay.build / "doit.db"),
+        "backend": "sqlite3",
+    }
+
+
+def _failed(message: str) -> Any:
+    from doit.exceptions import TaskFailed
+
+    return TaskFailed(message)
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for p in problems:
+        print(p.line(), file=sys.stderr)
+
+
+def _refuse() -> Any:
+    problems = project().problems
+    _print_problems(problems)
+    return _failed(f"{len(errors(problems))} problem(s) in the inputs; nothing was applied (run `doit check`)")
+
+
+# -- static tasks -------------------------------------------------------------------------------------
+
+def check() -> TaskDict:
+    def action() -> Any:
+        prj = project()
+        _print_problems(prj.problems)
+        count = len(errors(prj.problems))
+        if count:
+            return _failed(f"{count} problem(s) found")
+        warnings = len(prj.problems)
+        nodes = len(prj.graph.nodes)
+        print(f"check: {prj.layout.rel(prj.layout.inventory)}, {len(prj.releases)} releases, "
+              f"{nodes} tasks: no problems" + (f" ({warnings} warning(s))" if warnings else ""))
+        return None
+
+    return {"actions": [action], "doc": "validate every input and print all problems, one line each",
+            "verbosity": 2}
+
+
+def plan() -> TaskDict:
+    def action() -> Any:
+        from homelab import plan as plan_mod
+
+        prj = project()
+        if not prj.ok:
+            return _refuse()
+        for line in plan_mod.plan_lines(prj):
+            print(line)
+        return None
+
+    return {"actions": [action], "doc": "show every task that would run and why (contacts nothing)",
+            "verbosity": 2}
+
+
+def graph() -> TaskDict:
+    def action() -> Any:
+        from homelab import dag
+
+        prj = project()
+        if not prj.ok:
+            return _refuse()
+        written = dag.write(prj, prj.layout.root / "docs")
+        print("graph: wrote " + ", ".join(prj.layout.rel(p) for p in written))
+        return None
+
+    return {"actions": [action], "doc": "write the task graph picture (docs/dag.dot, docs/dag.svg)",
+            "verbosity": 2}
+
+
+# -- stage tasks -------------------------------------------------------------------------------------
+
+def _stage_names_from_files(root: Path) -> list[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load((root / "deploys" / "stages.yaml").read_text())
+        return [str(k) for k in data] if isinstance(data, dict) else []
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+def _release_names_from_files(root: Path) -> list[str]:
+    base = root / "releases"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def _uptodate(name: str) -> Callable[..., bool]:
+    def check(task: Any = None, values: Any = None) -> bool:
+        from homelab import runstage
+
+        return not runstage.needs_run(project(), name)
+
+    return check
+
+
+def host_stage_tasks() -> Iterator[TaskDict]:
+    prj = project()
+    if not prj.ok or prj.inventory is None:
+        for stage in _stage_names_from_files(prj.layout.root):
+            yield {"basename": stage, "actions": [_refuse], "doc": "(inputs invalid: see doit check)",
+                   "verbosity": 2}
+        return
+    for stage in prj.stages:
+        members = [n for n in prj.graph.nodes.values() if n.kind == "host" and n.stage == stage.name]
+        yield {"basename": stage.name, "name": None, "doc": stage.description}
+        for node in members:
+            yield {
+                "basename": stage.name,
+                "name": node.host,
+                "actions": [_host_action(node.name)],
+                "task_dep": list(node.deps),
+                "uptodate": [_uptodate(node.name)],
+                "doc": node.description,
+                "verbosity": 2,
+            }
+
+
+def _host_action(name: str) -> Callable[[], Any]:
+    def action() -> Any:
+        from homelab import runstage
+
+        return runstage.run_host_task(project(), name) or _failed(runstage.last_error(name))
+
+    return action
+
+
+def release_tasks() -> Iterator[TaskDict]:
+    prj = project()
+    if not prj.ok or prj.inventory is None:
+        for name in _release_names_from_files(prj.layout.root):
+            yield {"basename": name, "actions": [_refuse], "doc": "(inputs invalid: see doit check)",
+                   "verbosity": 2}
+        return
+    for release in sorted(prj.releases, key=lambda r: r.name):
+        node = prj.graph.nodes[release.name]
+        yield {
+            "basename": release.name,
+            "actions": [_release_action(release.name)],
+            "task_dep": list(node.deps),
+            "uptodate": [_uptodate(release.name)],
+            "doc": release.description,
+            "verbosity": 2,
+        }
+
+
+def _release_action(name: str) -> Callable[[], Any]:
+    def action() -> Any:
+        from homelab import runstage
+
+        return runstage.run_release_task(project(), name) or _failed(runstage.last_error(name))
+
+    return action
+
+
+def converge() -> TaskDict:
+    prj = project()
+    if not prj.ok or prj.inventory is None:
+        return {"actions": [_refuse], "doc": "converge everything (inputs invalid: see doit check)",
+                "verbosity": 2}
+    deps = [s.name for s in prj.stages if any(n.stage == s.name for n in prj.graph.nodes.values())]
+    deps += [r.name for r in prj.releases]
+    return {"actions": None, "task_dep": deps,
+            "doc": "converge every host stage and release whose inputs changed (the default)"}
+
+
+# -- sandbox lifecycle -------------------------------------------------------------------------------
+
+def _sandbox_only(what: str) -> str | None:
+    if paths.selected_env() != "sandbox":
+        return f"{what} only applies to HOMELAB_ENV=sandbox (selected: {paths.selected_env()})"
+    return None
+
+
+def sandbox_down() -> TaskDict:
+    def action() -> Any:
+        from homelab import runstage
+
+        refusal = _sandbox_only("sandbox_down")
+        if refusal:
+            return _failed(refusal)
+        return runstage.sandbox_down(project()) or _failed(runstage.last_error("sandbox"))
+
+    return {"actions": [action], "doc": "stop and remove every sandbox host, network and mount it created",
+            "verbosity": 2}
+
+
+def sandbox_reset() -> TaskDict:
+    def action() -> Any:
+        from homelab import runstage
+
+        refusal = _sandbox_only("sandbox_reset")
+        if refusal:
+            return _failed(refusal)
+        return runstage.sandbox_reset(project()) or _failed(runstage.last_error("sandbox"))
+
+    return {"actions": [action], "doc": "wipe the sandbox hosts back to the base image (forgets their stamps)",
+            "verbosity": 2}
+
+
+def env_name() -> str:
+    return os.environ.get("HOMELAB_ENV", paths.DEFAULT_ENV)

@@ -1,0 +1,108 @@
+"""Loading the operator's YAML files safely: every way a file can be broken becomes a Problem.
+
+Handled: missing file, empty file, binary content, invalid UTF-8, malformed YAML (with line and column),
+duplicate keys (PyYAML silently keeps the last one, which hides typos), and a wrong top-level type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from homelab.problems import Problem
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        try:
+            hash(key)
+        except TypeError:
+            continue  # SafeLoader reports unhashable keys itself
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml_text(text: str, rel: str, *, expect: type = dict, allow_empty: bool = False) -> tuple[Any, list[Problem]]:
+    """Parse one YAML document; return (data, problems). ``rel`` names the file in messages."""
+    if not text.strip():
+        if allow_empty:
+            return expect(), []
+        return None, [Problem(rel, "", "file is empty", "write the document or delete the file")]
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "unknown position"
+        what = (exc.problem or exc.context or "malformed YAML").strip()
+        return None, [Problem(rel, "", f"malformed YAML at {where}: {what}", "fix the YAML syntax")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(rel, "", f"malformed YAML: {str(exc).splitlines()[0]}", "fix the YAML syntax")]
+    if data is None and allow_empty:
+        return expect(), []
+    if not isinstance(data, expect):
+        want = "a mapping of keys" if expect is dict else expect.__name__
+        return None, [Problem(rel, "", f"top level must be {want}, found {type(data).__name__}",
+                              "see the schema under schemas/")]
+    return data, []
+
+
+def load_yaml_file(path: Path, rel: str, *, expect: type = dict, allow_empty: bool = False) -> tuple[Any, list[Problem]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, [Problem(rel, "", "file not found", "create it or check HOMELAB_ENV")]
+    except OSError as exc:
+        return None, [Problem(rel, "", f"cannot read file: {exc.strerror}", "check permissions")]
+    if b"\x00" in raw:
+        return None, [Problem(rel, "", "binary file, not YAML text", "replace it with a YAML document")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(rel, "", f"not valid UTF-8 (byte {exc.start})", "save the file as UTF-8")]
+    return parse_yaml_text(text, rel, expect=expect, allow_empty=allow_empty)
+
+
+def load_yaml_documents(path: Path, rel: str) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Load a multi-document manifest file; every document must be a mapping (empty documents are skipped)."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(rel, "", f"cannot read manifest: {exc}", "save it as UTF-8 YAML")]
+    if "\x00" in text:
+        return [], [Problem(rel, "", "binary file, not YAML text", "replace it with YAML manifests")]
+    try:
+        docs = list(yaml.load_all(text, Loader=_StrictLoader))  # noqa: S506
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}" if mark else "unknown position"
+        return [], [Problem(rel, "", f"malformed YAML at {where}: {(exc.problem or '').strip()}", "fix the YAML syntax")]
+    out: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for i, doc in enumerate(docs):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            problems.append(Problem(rel, f"[{i}]", f"document must be a mapping, found {type(doc).__name__}",
+                                    "each document is one Kubernetes object"))
+            continue
+        out.append(doc)
+    return out, problems

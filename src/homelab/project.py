@@ -77,7 +77,9 @@ class Project:
         if self.inventory is None:
             return
         stage_names = [s.name for s in self.stages]
-        self.problems += rules.needs_problems(self.releases, stage_names)
+        loaded = {r.name for r in self.releases}
+        broken = [n for n in releases_mod.release_dir_names(lay.root) if n not in loaded]
+        self.problems += rules.needs_problems(self.releases, stage_names, broken)
         self.graph = build_graph(self.inventory, self.stages, self.releases)
         self.problems += rules.cycle_problems(self.graph, self.releases)
         if not errors(self.problems):
@@ -85,10 +87,14 @@ class Project:
         self.problems += rules.chart_problems(lay.root, self.releases)
         self.problems += rules.image_problems(self.releases)
         self.problems += rules.namespace_problems(self.inventory, self.releases)
-        self.problems += rules.placeholder_problems(self.inventory, self.releases)
+        self.problems += rules.placeholder_problems(self.inventory, self.releases, broken)
         self.problems += rules.vram_problems(self.inventory, self.releases)
         uses = rules.secret_uses(self.releases, {s.name: list(s.secrets) for s in self.stages})
-        if lay.env == "sandbox" and sandbox_mode_ok() and not errors(self.problems):
+        if lay.env == "sandbox" and sandbox_mode_ok():
+            # the sandbox makes its own secrets, but only from inputs that are otherwise valid
+            if errors(self.problems):
+                self.secrets = Secrets(lay)
+                return
             ensure_sandbox_secrets(lay, sorted(uses))
         self.problems += check_secrets(lay, uses)
         self.secrets = Secrets(lay)

@@ -127,9 +127,16 @@ def load_one(root: Path, release_dir: Path, schema_dir: Path) -> tuple[Release |
         for fld, text in malformed(doc):
             problems.append(Problem(where, fld, f"malformed placeholder in {text!r}",
                                     "use ${secret:NAME}, ${ref:RELEASE.EXPORT} or ${inv:dotted.path}"))
-    if [p for p in problems if p.severity == "error"]:
+    # a broken values.yaml or manifest keeps the release itself in the graph, so one bad file yields one
+    # problem instead of a cascade of "unknown needs" errors in every consumer
+    if [p for p in problems if p.severity == "error" and p.path == rel]:
         return None, problems
     return Release(spec["name"], release_dir, rel_dir, spec, values_file, manifests), problems
+
+
+def release_dir_names(root: Path) -> list[str]:
+    base = root / "releases"
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
 
 
 def load_all(root: Path, schema_dir: Path) -> tuple[list[Release], list[Problem]]:

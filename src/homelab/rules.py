@@ -28,10 +28,11 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
 
 
-def needs_problems(releases: list[Release], stage_names: list[str]) -> list[Problem]:
+def needs_problems(releases: list[Release], stage_names: list[str], broken: list[str]) -> list[Problem]:
+    """``broken``: release directories whose release.yaml did not load (already reported; not unknown)."""
     problems: list[Problem] = []
     release_names = [r.name for r in releases]
-    known = release_names + stage_names
+    known = release_names + stage_names + broken
     for r in releases:
         if r.name in stage_names:
             problems.append(Problem(_rel(r), "name", f"{r.name!r} is also a host stage name",
@@ -165,7 +166,7 @@ def namespace_problems(inv: Inventory, releases: list[Release]) -> list[Problem]
     return problems
 
 
-def placeholder_problems(inv: Inventory, releases: list[Release]) -> list[Problem]:
+def placeholder_problems(inv: Inventory, releases: list[Release], broken: list[str]) -> list[Problem]:
     """${ref:} must name a release and one of its exports; ${inv:} must exist in the inventory."""
     problems: list[Problem] = []
     by_name = {r.name: r for r in releases}
@@ -174,6 +175,8 @@ def placeholder_problems(inv: Inventory, releases: list[Release]) -> list[Proble
             if ph.kind == "ref":
                 release_name, _, export = ph.target.partition(".")
                 producer = by_name.get(release_name)
+                if producer is None and release_name in broken:
+                    continue
                 if producer is None:
                     problems.append(Problem(where, ph.field, f"reference to unknown release {release_name!r}",
                                             _suggest(release_name, list(by_name))))

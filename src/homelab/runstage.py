@@ -7,6 +7,8 @@ cluster drivers where an API exists. Every message says what happened and why.
 
 from __future__ import annotations
 
+import importlib
+import os
 import time
 from typing import Any
 
@@ -51,6 +53,11 @@ def _fail(name: str, message: str) -> bool:
 
 # -- host stages ---------------------------------------------------------------------------------------
 
+def host_runner() -> Any:
+    """The module that runs deploys: homelab.hostrun, or a test double named by HOMELAB_HOST_RUNNER."""
+    return importlib.import_module(os.environ.get("HOMELAB_HOST_RUNNER", "homelab.hostrun"))
+
+
 def _upstream_facts(project: Project, name: str) -> dict[str, Any]:
     assert project.inventory is not None
     node = project.graph.nodes[name]
@@ -82,15 +89,14 @@ def run_host_task(project: Project, name: str) -> bool:
     stage = project.stage(node.stage)
     for reason in why(project, name):
         print(f"  why: {reason}")
-    if project.layout.env == "sandbox" and stage.name == "vm":
+    if project.layout.env == "sandbox" and stage.name == "vm" and "HOMELAB_HOST_RUNNER" not in os.environ:
         from homelab.sandbox import api as sandbox_api
 
         if not sandbox_api.is_root():
             return _fail(name, "sandbox: needs root (systemd-nspawn, network namespaces); run as root "
                                "or use HOMELAB_ENV=lab")
         sandbox_api.ensure_up(project.layout.root, [node.host])
-    from homelab import hostrun
-
+    hostrun = host_runner()
     started = time.monotonic()
     result = hostrun.run_stage(
         project.inventory.data, stage.name, node.host,
@@ -115,6 +121,22 @@ def run_host_task(project: Project, name: str) -> bool:
 
 # -- releases ------------------------------------------------------------------------------------------
 
+def release_result(project: Project, name: str) -> dict[str, Any]:
+    """What downstream tasks can observe of a release: its exports and its chart identity.
+
+    This, not the full rendered output, is the result digest's content: a values change that leaves
+    exports and chart alone reruns the release but none of its consumers (early cut-off).
+    """
+    from homelab.inputs import export_value
+
+    release = project.release(name)
+    chart = {k: v for k, v in (release.chart or {}).items() if k in ("repo", "name", "version", "path")}
+    if "path" in chart:
+        chart["digest"] = release.chart_digest(project.layout.root)
+    return {"exports": {key: export_value(project, f"{name}.{key}") for key in sorted(release.exports)},
+            "chart": chart}
+
+
 def run_release_task(project: Project, name: str) -> bool:
     from homelab import resolve
 
@@ -123,8 +145,7 @@ def run_release_task(project: Project, name: str) -> bool:
         print(f"  why: {reason}")
     values = resolve.resolved_values(project, release)
     manifests = resolve.resolved_manifests(project, release)
-    result = {"chart": release.chart or {}, "values": values, "manifests": manifests}
-    result_digest = digest(result)
+    rendered_digest = digest({"chart": release.chart or {}, "values": values, "manifests": manifests})
     if project.layout.env == "sandbox":
         print(f"  {name}: resolved {len(manifests)} extra manifest(s); not applied: the sandbox has no "
               "Kubernetes API (set HOMELAB_ENV=lab with a kubeconfig to apply)")
@@ -135,8 +156,10 @@ def run_release_task(project: Project, name: str) -> bool:
                                "converge the k3s stage first")
         return _fail(name, "applying releases to a cluster needs the Helm driver, which is not built yet")
     inputs, dig = current_inputs(project, name)
-    stamps.write(project.layout.stamps, name, kind="release", input_digest=dig, result_digest=result_digest,
-                 inputs=inputs, result={"objects": len(manifests), "applied": applied}, applied=applied)
+    result = release_result(project, name)
+    stamps.write(project.layout.stamps, name, kind="release", input_digest=dig, result_digest=digest(result),
+                 inputs=inputs, result={**result, "rendered_digest": rendered_digest, "objects": len(manifests),
+                                        "applied": applied}, applied=applied)
     return True
 
 

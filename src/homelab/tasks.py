@@ -17,6 +17,7 @@ from typing import Any
 from homelab import paths, redact
 from homelab.problems import Problem, errors
 from homelab.project import Project
+from homelab.releases import release_dir_names
 from homelab.reporter import HomelabReporter
 
 TaskDict = dict[str, Any]
@@ -123,11 +124,6 @@ def _stage_names_from_files(root: Path) -> list[str]:
         return []
 
 
-def _release_names_from_files(root: Path) -> list[str]:
-    base = root / "releases"
-    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-
-
 def _uptodate(name: str) -> Callable[..., bool]:
     def check(task: Any = None, values: Any = None) -> bool:
         from homelab import runstage
@@ -171,7 +167,7 @@ def _host_action(name: str) -> Callable[[], Any]:
 def release_tasks() -> Iterator[TaskDict]:
     prj = project()
     if not prj.ok or prj.inventory is None:
-        for name in _release_names_from_files(prj.layout.root):
+        for name in release_dir_names(prj.layout.root):
             yield {"basename": name, "actions": [_refuse], "doc": "(inputs invalid: see doit check)",
                    "verbosity": 2}
         return

@@ -14,8 +14,11 @@ import yaml
 from homelab.problems import Problem
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys."""
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser is ~10x faster
+
+
+class _StrictLoader(_Base):  # type: ignore[misc, valid-type]
+    """SafeLoader (libyaml-backed when available) that refuses duplicate mapping keys."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -290,6 +290,9 @@ def reset(ctx: Context, names: list[str] | None = None) -> None:
         def wipe(spec: HostSpec) -> str:
             rec = record.host(spec.name, spec.address)
             dirs = hosts.host_dirs(ctx.paths, spec.name)
+            # A shared ssh connection to the old boot would otherwise linger until it notices the peer died.
+            if ctx.paths.ssh_config.exists():
+                ssh.close_master(ctx.paths.ssh_config, spec.name)
             outcome = hosts.stop(rec.nspawn, spec.name) if rec.nspawn else "not running"
             rec.nspawn = None
             hosts.unmount_root(dirs)

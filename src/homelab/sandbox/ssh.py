@@ -100,7 +100,8 @@ def public_key(key: Path) -> str:
 
 
 def write_config(path: Path, text: str) -> None:
-    write_atomic(path, text, mode=0o600)
+    # Readable by all (no secret in it) so a non-root 'status' can at least parse it; the key stays 0600.
+    write_atomic(path, text, mode=0o644)
 
 
 def forget_host(known_hosts: Path, name: str) -> None:

@@ -50,6 +50,7 @@ def diff_tree(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
 
 
 _ABSENT = object()
+_KNOWN_SECTIONS = {"files", "inventory", "refs", "chart", "code", "secrets", "upstream", "schema", "driver", "kind"}
 
 
 def reasons(old_inputs: dict[str, Any] | None, new_inputs: dict[str, Any], inventory_rel: str,
@@ -90,8 +91,7 @@ def reasons(old_inputs: dict[str, Any] | None, new_inputs: dict[str, Any], inven
         if old_inputs.get(key) != new_inputs.get(key):
             out.append(f"{key} version {_short(old_inputs.get(key))} -> {_short(new_inputs.get(key))}")
     for key in sorted(set(old_inputs) | set(new_inputs)):
-        if key not in {"files", "inventory", "refs", "chart", "code", "secrets", "upstream", "schema", "driver", "kind"} \
-                and old_inputs.get(key) != new_inputs.get(key):
+        if key not in _KNOWN_SECTIONS and old_inputs.get(key) != new_inputs.get(key):
             out.append(f"{key} changed")
     if len(out) > limit:
         out = [*out[:limit], f"... and {len(out) - limit} more changes"]

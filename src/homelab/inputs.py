@@ -22,10 +22,7 @@ RELEASE_DRIVER_VERSION = 1
 
 def task_inputs(project: Project, task: str) -> dict[str, Any]:
     node = project.graph.nodes[task]
-    if node.kind == "host":
-        inputs = host_inputs(project, node.stage, node.host)
-    else:
-        inputs = release_inputs(project, task)
+    inputs = host_inputs(project, node.stage, node.host) if node.kind == "host" else release_inputs(project, task)
     inputs["upstream"] = {dep: stamps.result_digest(project.layout.stamps, dep) for dep in node.deps}
     return inputs
 

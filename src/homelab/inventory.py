@@ -110,7 +110,8 @@ def cross_field_problems(inv: Inventory) -> list[Problem]:
         try:
             nets.append(ipaddress.IPv4Network(cidr))
         except ValueError as exc:
-            add(f"network.lan_cidrs[{i}]", f"{cidr!r} is not a network: {exc}", "host bits must be zero, e.g. 192.168.2.0/24")
+            add(f"network.lan_cidrs[{i}]", f"{cidr!r} is not a network: {exc}",
+                "host bits must be zero, e.g. 192.168.2.0/24")
     for key in ("cluster_cidr", "service_cidr"):
         try:
             ipaddress.IPv4Network(d["network"][key])
@@ -148,7 +149,8 @@ def cross_field_problems(inv: Inventory) -> list[Problem]:
         if tsip:
             try:
                 if _ip(tsip) not in ipaddress.IPv4Network(d["network"]["tailscale"]["cidr"]):
-                    add(f"{field}.tailscale_ip", f"{tsip} is outside network.tailscale.cidr", "use an address in 100.64.0.0/10")
+                    add(f"{field}.tailscale_ip", f"{tsip} is outside network.tailscale.cidr",
+                        "use an address in 100.64.0.0/10")
             except ValueError:
                 pass
 
@@ -169,7 +171,8 @@ def cross_field_problems(inv: Inventory) -> list[Problem]:
                 "MetalLB answers ARP only on the LAN: pick addresses of a LAN subnet")
         for i, h in enumerate(d["hosts"]):
             if start <= _ip(h["address"]) <= end:
-                add(f"hosts[{i}].address", f"{h['address']} lies inside the MetalLB pool", "move the host or shrink the pool")
+                add(f"hosts[{i}].address", f"{h['address']} lies inside the MetalLB pool",
+                    "move the host or shrink the pool")
         ingress = _ip(d["network"]["ingress_ip"])
         if not start <= ingress <= end:
             add("network.ingress_ip", f"{ingress} is outside the MetalLB pool {start}-{end}",
@@ -186,11 +189,13 @@ def cross_field_problems(inv: Inventory) -> list[Problem]:
     if install["source"] == "script" and "script_url" not in install:
         add("k3s.install.script_url", "source is script but no script_url is given", "e.g. https://get.k3s.io")
     if install["source"] == "binary" and "binary_path" not in install:
-        add("k3s.install.binary_path", "source is binary but no binary_path is given", "an absolute path on the hosts")
+        add("k3s.install.binary_path", "source is binary but no binary_path is given",
+            "an absolute path on the hosts")
 
     tls = d["tls"]
     if tls["challenge"] == "dns01" and "dns01_provider" not in tls:
-        add("tls.dns01_provider", "DNS-01 needs a provider", "e.g. cloudflare; its API token goes into the secrets file")
+        add("tls.dns01_provider", "DNS-01 needs a provider",
+            "e.g. cloudflare; its API token goes into the secrets file")
     if tls["challenge"] == "http01" and _resolves_privately(d):
         add("tls.challenge", "HTTP-01 cannot succeed: the ingress IP is a private address Let's Encrypt cannot reach",
             "use challenge: dns01", severity="warning")

@@ -119,15 +119,15 @@ def build_graph(inv: Inventory, stages: list[Stage], releases: list[Release]) ->
     for node in graph.nodes.values():
         stage_members.setdefault(node.stage, []).append(node.name)
     for r in sorted(releases, key=lambda r: r.name):
-        deps: list[str] = []
+        release_deps: list[str] = []
         for need in r.needs:
-            deps += stage_members.get(need, [need] if need not in {s.name for s in stages} else [])
+            release_deps += stage_members.get(need, [need] if need not in {s.name for s in stages} else [])
         for _, ph in r.placeholders():
             if ph.kind == "ref":
                 producer = ph.target.split(".", 1)[0]
-                if producer != r.name and producer not in deps:
-                    deps.append(producer)
-        graph.add(Node(r.name, "release", r.description, deps))
+                if producer != r.name and producer not in release_deps:
+                    release_deps.append(producer)
+        graph.add(Node(r.name, "release", r.description, release_deps))
     return graph
 
 

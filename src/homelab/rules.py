@@ -234,7 +234,8 @@ def vram_problems(inv: Inventory, releases: list[Release]) -> list[Problem]:
                 problems.append(Problem(
                     _rel(r), "gpu.models",
                     f"{detail} need {t:.1f} GiB on {node} (all plans on it: {total:.1f} GiB) but it has "
-                    f"{usable:.1f} GiB usable ({gpu_spec['vram_gib']} GiB - {gpu_spec.get('reserved_gib', 0)} GiB reserved)",
+                    f"{usable:.1f} GiB usable ({gpu_spec['vram_gib']} GiB - "
+                    f"{gpu_spec.get('reserved_gib', 0)} GiB reserved)",
                     "keep fewer models resident (resident: false swaps them in one at a time), quantize further, "
                     "or shrink kv_cache_gib"))
     return problems

@@ -12,7 +12,6 @@ import hashlib
 import hmac as _hmac
 import os
 import secrets as _random
-from pathlib import Path
 
 import yaml
 
@@ -151,5 +150,55 @@ def sandbox_mode_ok() -> bool:
     return os.environ.get("HOMELAB_NO_SECRET_GENERATION") != "1"
 
 
-def identity_path_for(layout: Layout) -> Path:
-    return layout.identity_file
+def main(argv: list[str] | None = None) -> int:
+    """``python -m homelab.secrets init|set|list|remove ENV [NAME]``; values are read from stdin, never argv."""
+    import argparse
+    import getpass
+    import sys
+
+    from homelab.paths import layout as make_layout
+
+    parser = argparse.ArgumentParser(prog="python -m homelab.secrets", description="manage secrets/<env>.age")
+    parser.add_argument("command", choices=["init", "set", "list", "remove"])
+    parser.add_argument("env")
+    parser.add_argument("name", nargs="?")
+    args = parser.parse_args(argv)
+    lay = make_layout(args.env)
+    if args.command == "init":
+        created = init_identity(lay)
+        print(f"{'created' if created else 'kept existing'} identity {lay.identity_file} (0600); keep a backup of it")
+        store = Secrets(lay)
+        if not lay.secrets_file.exists():
+            store.save({})
+            print(f"created empty {lay.rel(lay.secrets_file)}")
+        return 0
+    store = Secrets(lay)
+    try:
+        values = dict(store.load())
+    except SecretsError as exc:
+        print(f"secrets: {exc}", file=sys.stderr)
+        return 1
+    if args.command == "list":
+        for name in sorted(values):
+            print(name)
+        return 0
+    if not args.name:
+        print("secrets: NAME is required", file=sys.stderr)
+        return 2
+    if args.command == "remove":
+        values.pop(args.name, None)
+        store.save(values)
+        print(f"removed {args.name}")
+        return 0
+    value = getpass.getpass(f"value for {args.name}: ") if sys.stdin.isatty() else sys.stdin.read().rstrip("\n")
+    if not value:
+        print("secrets: empty value refused", file=sys.stderr)
+        return 1
+    values[args.name] = value
+    store.save(values)
+    print(f"stored {args.name} in {lay.rel(lay.secrets_file)} (value not shown)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -38,7 +38,8 @@ def load(root: Path) -> tuple[list[Stage], list[Problem]]:
             problems.append(Problem(rel, str(name), "expected a mapping", "see the header comment"))
             continue
         for key in sorted(set(spec) - _KEYS):
-            problems.append(Problem(rel, f"{name}.{key}", "unknown key", f"allowed keys: {', '.join(sorted(_KEYS))}"))
+            problems.append(Problem(rel, f"{name}.{key}", "unknown key",
+                                    f"allowed keys: {', '.join(sorted(_KEYS))}"))
 
         def listed(key: str, spec: dict[str, Any] = spec) -> tuple[str, ...]:
             return tuple(str(v) for v in spec.get(key, []) or [])
@@ -48,7 +49,8 @@ def load(root: Path) -> tuple[list[Stage], list[Problem]]:
                 problems.append(Problem(rel, f"{name}.after", f"unknown or later stage {dep!r}",
                                         "a stage can only follow stages listed above it"))
         if not (root / "deploys" / str(name)).is_dir():
-            problems.append(Problem(rel, str(name), f"no deploy package deploys/{name}/", "create it or drop the stage"))
+            problems.append(Problem(rel, str(name), f"no deploy package deploys/{name}/",
+                                    "create it or drop the stage"))
         names.add(str(name))
         stages.append(Stage(str(name), str(spec.get("description", "")), listed("after"), listed("on_server"),
                             listed("roles"), listed("reads"), listed("secrets")))

@@ -136,8 +136,8 @@ def _uptodate(name: str) -> Callable[..., bool]:
 def host_stage_tasks() -> Iterator[TaskDict]:
     prj = project()
     if not prj.ok or prj.inventory is None:
-        for stage in _stage_names_from_files(prj.layout.root):
-            yield {"basename": stage, "actions": [_refuse], "doc": "(inputs invalid: see doit check)",
+        for stage_name in _stage_names_from_files(prj.layout.root):
+            yield {"basename": stage_name, "actions": [_refuse], "doc": "(inputs invalid: see doit check)",
                    "verbosity": 2}
         return
     for stage in prj.stages:

@@ -13,18 +13,17 @@ import yaml
 
 from homelab.problems import Problem
 
-
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser is ~10x faster
 
 
-class _StrictLoader(_Base):  # type: ignore[misc, valid-type]
+class _StrictLoader(_Base):  # type: ignore[misc]
     """SafeLoader (libyaml-backed when available) that refuses duplicate mapping keys."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         try:
             hash(key)
         except TypeError:
@@ -37,20 +36,23 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def parse_yaml_text(text: str, rel: str, *, expect: type = dict, allow_empty: bool = False) -> tuple[Any, list[Problem]]:
+def parse_yaml_text(
+    text: str, rel: str, *, expect: type = dict, allow_empty: bool = False
+) -> tuple[Any, list[Problem]]:
     """Parse one YAML document; return (data, problems). ``rel`` names the file in messages."""
     if not text.strip():
         if allow_empty:
             return expect(), []
         return None, [Problem(rel, "", "file is empty", "write the document or delete the file")]
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader derives from SafeLoader
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "unknown position"
@@ -67,7 +69,9 @@ def parse_yaml_text(text: str, rel: str, *, expect: type = dict, allow_empty: bo
     return data, []
 
 
-def load_yaml_file(path: Path, rel: str, *, expect: type = dict, allow_empty: bool = False) -> tuple[Any, list[Problem]]:
+def load_yaml_file(
+    path: Path, rel: str, *, expect: type = dict, allow_empty: bool = False
+) -> tuple[Any, list[Problem]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -93,11 +97,12 @@ def load_yaml_documents(path: Path, rel: str) -> tuple[list[dict[str, Any]], lis
     if "\x00" in text:
         return [], [Problem(rel, "", "binary file, not YAML text", "replace it with YAML manifests")]
     try:
-        docs = list(yaml.load_all(text, Loader=_StrictLoader))  # noqa: S506
+        docs = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}" if mark else "unknown position"
-        return [], [Problem(rel, "", f"malformed YAML at {where}: {(exc.problem or '').strip()}", "fix the YAML syntax")]
+        what = (exc.problem or "").strip()
+        return [], [Problem(rel, "", f"malformed YAML at {where}: {what}", "fix the YAML syntax")]
     out: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for i, doc in enumerate(docs):

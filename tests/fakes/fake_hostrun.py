@@ -3,13 +3,15 @@
 Selected with HOMELAB_HOST_RUNNER=tests.fakes.fake_hostrun. Calls are appended to the file named by
 FAKE_HOSTRUN_LOG (one JSON line each) so a test can assert which hosts a run contacted. Facts can be
 steered per (stage, host) with FAKE_HOSTRUN_FACTS (JSON: {"tailscale:sbx-master": {"tailscale_ip": ...}}),
-and FAKE_HOSTRUN_FAIL names tasks that fail ("vm:sbx-worker-01,k3s:sbx-master").
+FAKE_HOSTRUN_FAIL names tasks that fail ("vm:sbx-worker-01,k3s:sbx-master") and FAKE_HOSTRUN_SLEEP
+makes tasks slow ("k3s:sbx-master=30"), so a test can kill the run in the middle of one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +37,17 @@ def run_stage(inventory: dict[str, Any], stage: str, host_name: str, *, secrets:
         with open(log, "a") as fh:
             fh.write(json.dumps({"task": task, "dry": dry, "secret_names": sorted(secrets),
                                  "upstream_keys": sorted(upstream)}) + "\n")
+    slow = dict(item.split("=", 1) for item in os.environ.get("FAKE_HOSTRUN_SLEEP", "").split(",") if "=" in item)
+    if task in slow:
+        time.sleep(float(slow[task]))
+    if os.environ.get("FAKE_HOSTRUN_ECHO_SECRETS") == "1":
+        # what a careless verbose deploy would do: the redaction layer must catch it
+        for name, value in secrets.items():
+            print(f"debug: {name}={value}")
     if task in os.environ.get("FAKE_HOSTRUN_FAIL", "").split(","):
-        return StageResult(host_name, stage, False, 0, error=f"{host_name}: ssh: connect to host refused (fake)")
+        leak = " ".join(secrets.values()) if os.environ.get("FAKE_HOSTRUN_ECHO_SECRETS") == "1" else ""
+        return StageResult(host_name, stage, False, 0,
+                           error=f"{host_name}: ssh: connect to host refused (fake) {leak}".strip())
     facts: dict[str, str] = {}
     if stage == "tailscale":
         host = next(h for h in inventory["hosts"] if h["name"] == host_name)

@@ -140,3 +140,34 @@ def test_check_passes_on_valid_input(tree: Tree) -> None:
     run = tree.doit("check")
     assert run.returncode == 0, run.stderr
     assert "no problems" in run.stdout
+
+
+def test_sigkill_mid_task_leaves_the_task_to_run_again(tree: Tree, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "calls.log"
+    env = tree.env(FAKE_HOSTRUN_LOG=str(log), FAKE_HOSTRUN_SLEEP="k3s:sbx-master=60")
+    proc = subprocess.Popen([sys.executable, "-m", "doit"], cwd=tree.root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while "k3s:sbx-master" not in _calls(log):
+        assert time.monotonic() < deadline, "the slow task never started"
+        assert proc.poll() is None, "doit exited early"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stamps = tree.build / "stamps"
+    for path in stamps.glob("*.json"):
+        json.loads(path.read_text())  # every stamp on disk is complete
+    assert not (stamps / "k3s:sbx-master.json").exists()
+    assert (stamps / "tailscale:sbx-master.json").exists()
+    log.unlink()
+    rerun = tree.doit(FAKE_HOSTRUN_LOG=str(log))
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "k3s:sbx-master" in _calls(log)
+    assert "tailscale:sbx-master" not in _calls(log)
+    assert "0 ran" in tree.doit().stdout

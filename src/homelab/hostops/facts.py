@@ -12,12 +12,13 @@ import re
 import shlex
 from typing import Any
 
-from pyinfra.api import FactBase
+from pyinfra.api.facts import FactBase
 
 # Names we put into shell commands unquoted must be plain; anything else is a programming error.
 _SYSCTL_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._\\:-]+$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.:-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 
@@ -151,7 +152,7 @@ class K3sVersion(FactBase[str | None]):
 
 
 class K3sClusterState(FactBase[dict[str, bool]]):
-    """Whether a cluster answers at the API endpoint and whether this server's config already says cluster-init.
+    """Whether a cluster answers at the API endpoint, and whether this server's config says cluster-init.
 
     ``{"api_answers": bool, "config_cluster_init": bool}``. "Answers" means the TCP port accepts a
     connection: enough to know an apiserver (or the sandbox's k3s stand-in) is there, without credentials.
@@ -340,7 +341,7 @@ class EnvironmentValues(FactBase[dict[str, str]]):
         return {}
 
     def command(self, path: str, keys: list[str]) -> str:
-        names = "|".join(_check(re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$"), key, "variable name") for key in keys)
+        names = "|".join(_check(_ENV_NAME, key, "variable name") for key in keys)
         return f"grep -E '^({names})=' {shlex.quote(path)} 2>/dev/null || true"
 
     def process(self, output: list[str]) -> dict[str, str]:

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pyinfra import host, state
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
-from pyinfra.api.operation import OperationMeta
+from pyinfra.api.command import QuoteString, StringCommand
+from pyinfra.api.exceptions import OperationError
+from pyinfra.api.operation import OperationMeta, operation
+from pyinfra.context import host
 
 from homelab.hostops import facts
 from homelab.hostops.secretvalue import Secret
@@ -79,7 +80,9 @@ def _file_bytes(content: str) -> bytes:
     return (content if content.endswith("\n") else content + "\n").encode()
 
 
-def write_command(path: str, content: str, mode: str, owner: str = "root", group: str = "root") -> StringCommand:
+def write_command(
+    path: str, content: str, mode: str, owner: str = "root", group: str = "root"
+) -> StringCommand:
     """One remote command that writes ``content`` (sent on stdin) to ``path`` atomically with ``mode``.
 
     mktemp creates the temporary file 0600 next to the target, so even a secret is never readable by
@@ -160,7 +163,9 @@ def content(
 
 
 @operation()
-def secret_file(path: str, secret: str, mode: str = "600", owner: str = "root", group: str = "root") -> Commands:
+def secret_file(
+    path: str, secret: str, mode: str = "600", owner: str = "root", group: str = "root"
+) -> Commands:
     """A file holding the secret named ``secret`` (a key of host data ``homelab_secrets``), mode 0600.
 
     The value goes to the host on stdin only; facts compare digests, so neither the value nor the file
@@ -225,8 +230,8 @@ def environment(values: Mapping[str, str], path: str = "/etc/environment") -> Co
         if key in current:
             yield StringCommand("sed", "-i", QuoteString(f"s|^{key}=.*|{key}={value}|"), QuoteString(path))
         else:
-            yield StringCommand("sh", "-c", QuoteString(f'printf "%s\\n" "{key}={value}" >> "$1"'), "homelab-env",
-                                QuoteString(path))
+            append = f'printf "%s\\n" "{key}={value}" >> "$1"'
+            yield StringCommand("sh", "-c", QuoteString(append), "homelab-env", QuoteString(path))
     if not changed:
         host.noop(f"{', '.join(sorted(values))} already set in {path}")
 
@@ -251,9 +256,11 @@ def apt_packages(
     before installing. apt-get update runs only when something is missing, so a converged host stays a
     no-op however old its package lists are.
     """
-    installed = set(host.get_fact(facts.InstalledPackages, packages=list(packages)))
+    installed_list: list[str] = host.get_fact(facts.InstalledPackages, packages=list(packages))
+    installed = set(installed_list)
     missing = [p for p in packages if p not in installed]
-    arches = set(host.get_fact(facts.ForeignArchitectures))
+    arch_list: list[str] = host.get_fact(facts.ForeignArchitectures)
+    arches = set(arch_list)
     missing_arches = [a for a in foreign_architectures if a not in arches]
     if not missing and not missing_arches:
         host.noop(f"installed: {', '.join(packages)}")
@@ -268,7 +275,8 @@ def apt_packages(
     for arch in missing_arches:
         yield StringCommand("dpkg", "--add-architecture", arch)
     if require_components:
-        enabled = set(host.get_fact(facts.AptComponents))
+        component_list: list[str] = host.get_fact(facts.AptComponents)
+        enabled = set(component_list)
         for component in require_components:
             if component not in enabled:
                 yield StringCommand("add-apt-repository", "-y", "-n", component)
@@ -279,8 +287,10 @@ def apt_packages(
         keyring = repo["keyring"]
         if not host.get_fact(facts.FileState, path=keyring):
             fetch = f"curl -fsSL {shlex.quote(key_url)}"
-            store = f"gpg --dearmor -o {shlex.quote(keyring)}" if repo.get("dearmor") else f"cat > {shlex.quote(keyring)}"
-            yield StringCommand("sh", "-c", QuoteString(f"set -e; mkdir -p $(dirname {keyring}); {fetch} | {store}"))
+            quoted = shlex.quote(keyring)
+            store = f"gpg --dearmor -o {quoted}" if repo.get("dearmor") else f"cat > {quoted}"
+            script = f"set -e; mkdir -p $(dirname {quoted}); {fetch} | {store}"
+            yield StringCommand("sh", "-c", QuoteString(script))
         list_path = f"/etc/apt/sources.list.d/{repo['name']}.list"
         yield from _put_file(list_path, repo["line"].format(**values) + "\n", "644")
     yield from _apt_install(missing or list(packages))
@@ -324,7 +334,8 @@ def service(
         yield StringCommand("systemctl", "disable", unit)
         changed = True
     if not changed:
-        host.noop(f"{unit} is {'running' if running else 'stopped'} and {'enabled' if enabled else 'disabled'}")
+        run_word = "running" if running else "stopped"
+        host.noop(f"{unit} is {run_word} and {'enabled' if enabled else 'disabled'}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -394,7 +405,7 @@ def sysctl_runtime(values: Mapping[str, str], persisted_in: str = "/etc/sysctl.d
 
 @operation()
 def firewall(enabled: bool, rules: Sequence[str]) -> Commands:
-    """ufw with the given ``allow ...`` rules and enabled, only where the inventory's network.firewall is true.
+    """ufw enabled with the given ``allow ...`` rules, only where the inventory's network.firewall is true.
 
     Rules are added before enabling so the SSH rule is in place when ufw starts filtering.
     """

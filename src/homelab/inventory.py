@@ -13,7 +13,6 @@ from typing import Any
 
 from homelab import schema
 from homelab.problems import Problem
-from homelab.yamlio import load_yaml_file
 
 SCHEMA = "inventory.schema.json"
 
@@ -77,6 +76,8 @@ class Inventory:
 
 
 def load(path: Path, rel: str, schema_dir: Path) -> tuple[Inventory | None, list[Problem]]:
+    from homelab.yamlio import load_yaml_file
+
     data, problems = load_yaml_file(path, rel)
     if problems:
         return None, problems

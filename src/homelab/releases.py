@@ -14,7 +14,6 @@ from typing import Any
 from homelab import schema
 from homelab.placeholders import Placeholder, find, malformed
 from homelab.problems import Problem
-from homelab.yamlio import load_yaml_documents, load_yaml_file
 
 SCHEMA = "release.schema.json"
 
@@ -90,6 +89,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_one(root: Path, release_dir: Path, schema_dir: Path) -> tuple[Release | None, list[Problem]]:
+    from homelab.yamlio import load_yaml_documents, load_yaml_file
+
     rel_dir = str(release_dir.relative_to(root))
     rel = f"{rel_dir}/release.yaml"
     spec, problems = load_yaml_file(release_dir / "release.yaml", rel)

@@ -14,9 +14,6 @@ from typing import Any
 
 from homelab.problems import Problem, dotted
 
-# Set by Project.load while every input is byte-identical to a run that validated clean.
-SKIP_VALIDATION = False
-
 _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
                "number": "a number", "boolean": "true or false", "null": "null"}
 
@@ -96,8 +93,6 @@ def _problems_for(error: Any, rel: str) -> list[Problem]:
 
 def validate(data: Any, schema_dir: Path, name: str, rel: str) -> list[Problem]:
     """All schema problems of ``data`` against ``schemas/<name>``, one per offending field."""
-    if SKIP_VALIDATION:
-        return []
     validator = _validator(schema_dir, name)
     problems: list[Problem] = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):

@@ -13,8 +13,6 @@ import hmac as _hmac
 import os
 import secrets as _random
 
-import yaml
-
 from homelab import redact
 from homelab.atomic import write_bytes_atomic
 from homelab.paths import Layout
@@ -32,6 +30,8 @@ class Secrets:
         self.layout = layout
         self._values: dict[str, str] | None = None
         self._key: bytes | None = None
+        # HMACs from the project cache: valid while the secrets file and identity are byte-identical
+        self.known_hmacs: dict[str, str] = {}
 
     # -- identity -------------------------------------------------------------------------------------
     def _identity_text(self) -> str:
@@ -59,6 +59,7 @@ class Secrets:
                 self._values = {}
             else:
                 import pyrage
+                import yaml
 
                 try:
                     plain = pyrage.decrypt(path.read_bytes(), [self._identity()])
@@ -83,9 +84,12 @@ class Secrets:
         return values[name]
 
     def hmac(self, name: str) -> str:
+        if name in self.known_hmacs:
+            return self.known_hmacs[name]
         return _hmac.new(self.hmac_key(), self.value(name).encode(), hashlib.sha256).hexdigest()
 
     def save(self, values: dict[str, str]) -> None:
+        import yaml
         from pyrage import encrypt, x25519
 
         identity = x25519.Identity.from_str(self._identity_text())

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from homelab.problems import Problem
-from homelab.yamlio import load_yaml_file
 
 _KEYS = {"description", "after", "on_server", "roles", "reads", "secrets"}
 
@@ -27,6 +26,8 @@ class Stage:
 
 
 def load(root: Path) -> tuple[list[Stage], list[Problem]]:
+    from homelab.yamlio import load_yaml_file
+
     rel = "deploys/stages.yaml"
     data, problems = load_yaml_file(root / rel, rel)
     if problems:

@@ -146,6 +146,9 @@ def host_data(
         "server_name": server["name"],
         "server_address": server["address"],
         "upstream": dict(upstream),
+        "server_tailscale_ip": server_tailscale_ip(inventory, upstream),
+        # this node's address as the tailscale stage recorded it; the live fact wins when present
+        "tailscale_ip_hint": upstream.get("tailscale_ip") or entry.get("tailscale_ip"),
         "standins": dict(inventory.get("standins") or {}),
         "homelab_secrets": {name: Secret(secrets[name]) for name in needed},
     }

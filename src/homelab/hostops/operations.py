@@ -244,7 +244,7 @@ def environment(values: Mapping[str, str], path: str = "/etc/environment") -> Co
 def apt_packages(
     packages: Sequence[str],
     repo: Mapping[str, str] | None = None,
-    require_components: Sequence[str] = (),
+    require_components: Mapping[str, Sequence[str]] | None = None,
     foreign_architectures: Sequence[str] = (),
     unless_standin: str | None = None,
 ) -> Commands:
@@ -252,7 +252,8 @@ def apt_packages(
 
     ``repo``: ``{"name", "key_url", "keyring", "line", "dearmor": "yes"|""}``; ``{id}`` and ``{codename}`` in
     ``key_url`` and ``line`` become the host's os-release values (the repo URL depends on the release).
-    ``require_components`` (Ubuntu ``multiverse``) and ``foreign_architectures`` (``i386``) are enabled
+    ``require_components`` (by os-release id: ``{"ubuntu": ["multiverse"]}``) and ``foreign_architectures``
+    (``i386``) are enabled
     before installing. apt-get update runs only when something is missing, so a converged host stays a
     no-op however old its package lists are.
     """
@@ -274,14 +275,14 @@ def apt_packages(
         return
     for arch in missing_arches:
         yield StringCommand("dpkg", "--add-architecture", arch)
+    ident = host.get_fact(facts.HostIdentity)
     if require_components:
         component_list: list[str] = host.get_fact(facts.AptComponents)
         enabled = set(component_list)
-        for component in require_components:
+        for component in require_components.get(ident.get("id", ""), ()):
             if component not in enabled:
                 yield StringCommand("add-apt-repository", "-y", "-n", component)
     if repo:
-        ident = host.get_fact(facts.HostIdentity)
         values = {"id": ident.get("id", ""), "codename": ident.get("codename", "")}
         key_url = repo["key_url"].format(**values)
         keyring = repo["keyring"]
@@ -446,6 +447,54 @@ def tailscale_up(authkey_path: str, hostname: str, expected_ip: str | None = Non
         host.noop(f"tailscale is up with {current}")
         return
     yield StringCommand("tailscale", "up", f"--auth-key=file:{authkey_path}", f"--hostname={hostname}")
+
+
+TAILSCALE_STANDIN_UNIT = "homelab-tailscale-standin.service"
+
+
+def tailscale_standin_unit(address: str, mtu: int) -> str:
+    """The unit that gives a sandbox host its "Tailscale" address on a tailscale0 interface.
+
+    A dummy link is the natural stand-in; kernels without the dummy driver (the CI machine's) get a
+    persistent TUN device instead, which is what tailscaled itself creates.
+    """
+    create = (
+        "ip link show tailscale0 >/dev/null 2>&1 || ip link add tailscale0 type dummy 2>/dev/null "
+        "|| ip tuntap add dev tailscale0 mode tun"
+    )
+    return (
+        "# Managed by homelab (deploys/tailscale): STAND-IN for tailscaled in the sandbox.\n"
+        "[Unit]\n"
+        f"Description=homelab stand-in for Tailscale: tailscale0 with {address}/32 (no tailscaled)\n"
+        "After=network.target\n"
+        "Before=k3s.service k3s-agent.service\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"ExecStart=/bin/sh -c '{create}'\n"
+        f"ExecStart=ip link set dev tailscale0 mtu {int(mtu)} up\n"
+        f"ExecStart=ip -4 addr replace {address}/32 dev tailscale0\n"
+        "ExecStop=ip link del tailscale0\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+@operation()
+def tailscale_standin(cli_text: str, address: str | None, mtu: int) -> Commands:
+    """Where ``standins.tailscale`` applies: the stand-in ``tailscale`` CLI and the tailscale0 unit."""
+    described = standin("tailscale")
+    if not described:
+        host.noop("only with stand-in tailscale, which this inventory does not use")
+        return
+    if not address or not facts._IPV4.match(address):
+        raise OperationError("stand-in tailscale needs the host's tailscale_ip in the inventory")
+    host.noop(f"{STANDIN_PREFIX} tailscale: {described}")
+    cli = yield from _put_file("/usr/local/bin/tailscale", cli_text, "755")
+    unit = yield from _put_file(f"/etc/systemd/system/{TAILSCALE_STANDIN_UNIT}",
+                                tailscale_standin_unit(address, mtu), "644")
+    if not (cli or unit):
+        host.noop("stand-in tailscale CLI and unit are up to date")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ class Project:
         from homelab import inventory as inventory_mod
         from homelab import rules
         from homelab import stages as stages_mod
-        from homelab.secrets import check_secrets, ensure_sandbox_secrets, sandbox_mode_ok
+        from homelab.secrets import SecretsError, check_secrets, ensure_sandbox_secrets, sandbox_mode_ok
 
         lay = self.layout
         self.stages, problems = stages_mod.load(lay.root)
@@ -137,7 +137,13 @@ class Project:
             # the sandbox makes its own secrets, but only from inputs that are otherwise valid
             if errors(self.problems):
                 return
-            ensure_sandbox_secrets(lay, sorted(uses))
+            try:
+                ensure_sandbox_secrets(lay, sorted(uses))
+            except SecretsError as exc:
+                self.problems.append(Problem(lay.rel(lay.secrets_file), "", str(exc),
+                                             "the sandbox's secrets were made with another identity: delete "
+                                             f"{lay.rel(lay.secrets_file)} and they are generated again"))
+                return
         self.problems += check_secrets(lay, uses)
 
 

@@ -1,10 +1,14 @@
 """``doit plan``: every task that would run and why, in graph order. Reads stamps and files only.
 
-A task whose own inputs are unchanged but whose upstream will run is listed as "waits for upstream":
-whether it really reruns depends on whether the upstream's *result* changes (early cut-off).
+A task whose own inputs are unchanged is listed only when an upstream task's result may change: always
+for a host stage that runs (its facts are known only afterwards), and for a release only when its
+predicted result (exports + chart) differs from its stamp. ``doit plan --hosts`` adds a pyinfra dry run
+of every converged host stage (read-only SSH) to show drift on the machines themselves.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from homelab import stamps
 from homelab.digest import digest
@@ -45,3 +49,31 @@ def plan_lines(project: Project) -> list[str]:
     if not lines:
         summary = f"plan: nothing to do, all {total} tasks are up to date"
     return [*lines, summary]
+
+
+def host_drift_lines(project: Project, runner: Any, ssh_config: Any) -> list[str]:
+    """pyinfra dry run of every host stage that has a stamp: what would change on the host right now.
+
+    This contacts the hosts (read-only). A stage that was never applied is already listed by the plan.
+    """
+    assert project.inventory is not None and project.secrets is not None
+    from homelab.runstage import upstream_facts
+
+    lines: list[str] = []
+    drifted = 0
+    for name in project.graph.topo_order():
+        node = project.graph.nodes[name]
+        if node.kind != "host" or stamps.read(project.layout.stamps, name) is None:
+            continue
+        stage = project.stage(node.stage)
+        result = runner.run_stage(project.inventory.data, stage.name, node.host,
+                                  secrets={n: project.secrets.value(n) for n in stage.secrets},
+                                  upstream=upstream_facts(project, name), ssh_config=ssh_config, dry=True)
+        if not result.ok:
+            lines.append(f"{name}: dry run failed: {result.error}")
+            drifted += 1
+        elif result.planned:
+            drifted += 1
+            lines += [f"{name}: drift: {op}" for op in result.planned]
+    lines.append(f"hosts: {drifted} host stage(s) drifted" if drifted else "hosts: no drift")
+    return lines

@@ -58,7 +58,7 @@ def host_runner() -> Any:
     return importlib.import_module(os.environ.get("HOMELAB_HOST_RUNNER", "homelab.hostrun"))
 
 
-def _upstream_facts(project: Project, name: str) -> dict[str, Any]:
+def upstream_facts(project: Project, name: str) -> dict[str, Any]:
     assert project.inventory is not None
     node = project.graph.nodes[name]
     facts: dict[str, Any] = {"tasks": {}}
@@ -101,7 +101,7 @@ def run_host_task(project: Project, name: str) -> bool:
     result = hostrun.run_stage(
         project.inventory.data, stage.name, node.host,
         secrets={n: project.secrets.value(n) for n in stage.secrets},
-        upstream=_upstream_facts(project, name),
+        upstream=upstream_facts(project, name),
         ssh_config=ssh_config(project),
     )
     if not result.ok:

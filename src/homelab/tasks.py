@@ -83,7 +83,7 @@ def check() -> TaskDict:
 
 
 def plan() -> TaskDict:
-    def action() -> Any:
+    def action(hosts: bool) -> Any:
         from homelab import plan as plan_mod
 
         prj = project()
@@ -91,10 +91,18 @@ def plan() -> TaskDict:
             return _refuse()
         for line in plan_mod.plan_lines(prj):
             print(line)
+        if hosts:
+            from homelab import runstage
+
+            drift = plan_mod.host_drift_lines(prj, runstage.host_runner(), runstage.ssh_config(prj))
+            for line in drift:
+                print(line)
         return None
 
-    return {"actions": [action], "doc": "show every task that would run and why (contacts nothing)",
-            "verbosity": 2}
+    return {"actions": [action], "verbosity": 2,
+            "doc": "show every task that would run and why (contacts nothing; --hosts adds a pyinfra dry run)",
+            "params": [{"name": "hosts", "long": "hosts", "type": bool, "default": False,
+                        "help": "also dry-run every converged host stage over SSH and list drifted operations"}]}
 
 
 def graph() -> TaskDict:

@@ -5,6 +5,7 @@ FAKE_HOSTRUN_LOG (one JSON line each) so a test can assert which hosts a run con
 steered per (stage, host) with FAKE_HOSTRUN_FACTS (JSON: {"tailscale:sbx-master": {"tailscale_ip": ...}}),
 FAKE_HOSTRUN_FAIL names tasks that fail ("vm:sbx-worker-01,k3s:sbx-master") and FAKE_HOSTRUN_SLEEP
 makes tasks slow ("k3s:sbx-master=30"), so a test can kill the run in the middle of one.
+Dry runs report FAKE_HOSTRUN_DRIFT (JSON: {"vm:sbx-worker-01": ["files.put /etc/environment"]}).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def run_stage(inventory: dict[str, Any], stage: str, host_name: str, *, secrets:
         leak = " ".join(secrets.values()) if os.environ.get("FAKE_HOSTRUN_ECHO_SECRETS") == "1" else ""
         return StageResult(host_name, stage, False, 0,
                            error=f"{host_name}: ssh: connect to host refused (fake) {leak}".strip())
+    if dry:
+        drift = json.loads(os.environ.get("FAKE_HOSTRUN_DRIFT", "{}"))
+        return StageResult(host_name, stage, True, 0, planned=[f"{host_name}: {op}" for op in drift.get(task, [])])
     facts: dict[str, str] = {}
     if stage == "tailscale":
         host = next(h for h in inventory["hosts"] if h["name"] == host_name)

@@ -171,3 +171,21 @@ def test_sigkill_mid_task_leaves_the_task_to_run_again(tree: Tree, tmp_path: Pat
     assert "k3s:sbx-master" in _calls(log)
     assert "tailscale:sbx-master" not in _calls(log)
     assert "0 ran" in tree.doit().stdout
+
+
+def test_plan_hosts_dry_runs_converged_stages_and_names_drift(tree: Tree, tmp_path: Path) -> None:
+    assert tree.doit().returncode == 0
+    log = tmp_path / "calls.log"
+    drift = json.dumps({"vm:sbx-worker-01": ["files.line /etc/environment NO_PROXY", "systemd.service ssh"]})
+    plan = tree.doit("plan", "--hosts", FAKE_HOSTRUN_LOG=str(log), FAKE_HOSTRUN_DRIFT=drift)
+    assert plan.returncode == 0, plan.stderr
+    drift_lines = [ln for ln in plan.stdout.splitlines() if ": drift: " in ln]
+    assert drift_lines == ["vm:sbx-worker-01: drift: sbx-worker-01: files.line /etc/environment NO_PROXY",
+                           "vm:sbx-worker-01: drift: sbx-worker-01: systemd.service ssh"]
+    assert "hosts: 1 host stage(s) drifted" in plan.stdout
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls and all(c["dry"] for c in calls)  # a plan never applies anything
+    # without --hosts, plan contacts nothing
+    log.unlink()
+    assert tree.doit("plan", FAKE_HOSTRUN_LOG=str(log)).returncode == 0
+    assert not log.exists()

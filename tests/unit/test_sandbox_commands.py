@@ -68,9 +68,10 @@ def test_image_in_use_detects_overlays_on_it() -> None:
 
 
 def test_apt_resolution_passes_packages_as_arguments_not_script() -> None:
-    argv = aptrepo.resolve_argv(Path("/c/bookworm-base"), Path("/c/pool"), ["jq", "curl"])
+    argv = aptrepo.resolve_argv(Path("/c/bookworm-base"), Path("/c/pool"), Path("/c/lists"), ["jq", "curl"])
     assert "--volatile=overlay" in argv  # the image is never written
     assert "--bind=/c/pool:/var/cache/apt/archives" in argv
+    assert "--bind=/c/lists:/var/lib/apt/lists" in argv
     script_at = argv.index("-c") + 1
     assert "--download-only" in argv[script_at] and '"$@"' in argv[script_at]
     assert argv[script_at + 1 :] == ["sh", "jq", "curl"]

@@ -6,6 +6,7 @@ Expected failures print one ``sandbox: ...`` line and exit 1; only bugs show a t
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -25,12 +26,8 @@ COMMANDS = {
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m homelab.sandbox", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "command", choices=list(COMMANDS), help="; ".join(f"{k}: {v}" for k, v in COMMANDS.items())
-    )
-    parser.add_argument(
-        "--hosts", default="", help="comma-separated host names (up, reset, status); default all"
-    )
+    parser.add_argument("command", choices=list(COMMANDS), help="; ".join(f"{k}: {v}" for k, v in COMMANDS.items()))
+    parser.add_argument("--hosts", default="", help="comma-separated host names (up, reset, status); default all")
     return parser.parse_args(list(argv))
 
 
@@ -62,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         for host in lifecycle.status(ctx, hosts):
-            print(
-                f"{host.name:<16} {'running' if host.running else 'stopped':<8} {host.address:<15} "
-                f"ssh {host.ssh}"
-            )
+            print(f"{host.name:<16} {'running' if host.running else 'stopped':<8} {host.address:<15} ssh {host.ssh}")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so an interrupted image build stops mmdebstrap and removes its temp tree.
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,4 +84,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())

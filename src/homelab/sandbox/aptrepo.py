@@ -66,22 +66,15 @@ def repo_key(release: str, image_build_id: str, packages: list[str]) -> str:
     return digest("apt-repo-v1", release, image_build_id, *packages)
 
 
-def resolve_argv(image: Path, pool: Path, packages: list[str]) -> list[str]:
+def resolve_argv(image: Path, pool: Path, lists: Path, packages: list[str]) -> list[str]:
+    """nspawn without boot on a volatile overlay of the image: apt writes go to tmpfs, except the two
+    bind mounts that persist between runs (the .deb pool, and apt's index lists so updates are cheap)."""
     return [
-        "systemd-nspawn",
-        "-q",
-        "-D",
-        str(image),
-        "--register=no",
-        "--keep-unit",
-        "--volatile=overlay",
-        "--console=pipe",
+        *("systemd-nspawn", "-q", "-D", str(image), "--register=no", "--keep-unit"),
+        *("--volatile=overlay", "--console=pipe"),
         f"--bind={pool}:/var/cache/apt/archives",
-        "sh",
-        "-c",
-        _RESOLVE_SCRIPT,
-        "sh",
-        *packages,
+        f"--bind={lists}:/var/lib/apt/lists",
+        *("sh", "-c", _RESOLVE_SCRIPT, "sh", *packages),
     ]
 
 
@@ -93,9 +86,7 @@ def release_file(files: dict[str, bytes]) -> str:
         f"Date: {formatdate(usegmt=True)}",
         "SHA256:",
     ]
-    lines += [
-        f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}" for name, data in sorted(files.items())
-    ]
+    lines += [f" {hashlib.sha256(data).hexdigest()} {len(data)} {name}" for name, data in sorted(files.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -131,11 +122,13 @@ def ensure(paths: Paths, release: str, image: Image, packages: list[str]) -> tup
         if _read_stamp(stamp).get("key") == key and (repo / "Packages").is_file():
             return repo, "up to date"
         pool = base / "pool"
-        (pool / "partial").mkdir(parents=True, exist_ok=True)
+        lists = base / "lists"
+        for directory in (pool / "partial", lists / "partial"):
+            directory.mkdir(parents=True, exist_ok=True)
         before = {p.name for p in pool.glob("*.deb")}
         debs: list[Deb] = []
         if packages:
-            proc = run(resolve_argv(image.path, pool, packages), check=False, timeout=1800)
+            proc = run(resolve_argv(image.path, pool, lists, packages), check=False, timeout=1800)
             if proc.returncode != 0:
                 errors = [line for line in proc.stderr.splitlines() if line.startswith("E:")]
                 raise SandboxError(

@@ -72,9 +72,7 @@ class SandboxConfig:
             return list(self.hosts)
         unknown = [n for n in names if n not in self.names()]
         if unknown:
-            raise SandboxError(
-                f"unknown host(s): {', '.join(unknown)} (inventory has: {', '.join(self.names())})"
-            )
+            raise SandboxError(f"unknown host(s): {', '.join(unknown)} (inventory has: {', '.join(self.names())})")
         return [spec for spec in self.hosts if spec.name in names]
 
 
@@ -111,9 +109,7 @@ def parse_config(data: Any) -> SandboxConfig:
             raise SandboxError(f"{INVENTORY}: host {name}: {exc}") from exc
         # The safety rule: sandbox hosts live on the bridge's subnet and nowhere else.
         if ip not in network or str(ip) == str(ipaddress.ip_interface(bridge_cidr).ip):
-            raise SandboxError(
-                f"{INVENTORY}: host {name} address {address} is not a host address in {network}"
-            )
+            raise SandboxError(f"{INVENTORY}: host {name} address {address} is not a host address in {network}")
         hosts.append(HostSpec(name=name, address=address))
     names = [h.name for h in hosts]
     if len(set(names)) != len(names) or len({h.address for h in hosts}) != len(hosts):

@@ -131,9 +131,7 @@ def ensure_host_keys(dirs: HostDirs) -> bool:
     return True
 
 
-def provision(
-    dirs: HostDirs, spec: HostSpec, all_hosts: Sequence[HostSpec], pubkey: str, apt_line: str
-) -> None:
+def provision(dirs: HostDirs, spec: HostSpec, all_hosts: Sequence[HostSpec], pubkey: str, apt_line: str) -> None:
     """Write the per-host files into the freshly mounted root (they land in the host's upper layer)."""
     root = dirs.merged
     write_into(root, "etc/hostname", spec.name + "\n")
@@ -142,9 +140,7 @@ def provision(
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
     for key in sorted((dirs.hostkeys / "etc" / "ssh").glob("ssh_host_*")):
-        write_into(
-            root, f"etc/ssh/{key.name}", key.read_text(), mode=0o644 if key.suffix == ".pub" else 0o600
-        )
+        write_into(root, f"etc/ssh/{key.name}", key.read_text(), mode=0o644 if key.suffix == ".pub" else 0o600)
     write_into(root, "root/.ssh/authorized_keys", pubkey + "\n", mode=0o600, dir_mode=0o700)
     os.chmod(root / "root" / ".ssh", 0o700)
     # Only the local repo: the Debian mirror is unreachable from a host by design.

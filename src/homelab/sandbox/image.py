@@ -12,19 +12,24 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from homelab.sandbox import processes
 from homelab.sandbox.config import Paths, digest
 from homelab.sandbox.errors import SandboxError
 from homelab.sandbox.mounts import MOUNTINFO, mounts_under, remove_tree, unmount
-from homelab.sandbox.system import file_lock, run
+from homelab.sandbox.system import file_lock
 
 # Bump when the post-processing below changes, so existing caches are rebuilt.
 IMAGE_FORMAT = 1
+BUILD_TIMEOUT = 1800
 
 # systemd as PID 1, a real sshd, and python3 + python3-apt: pyinfra and testinfra drive hosts with them.
 BASE_PACKAGES = (
@@ -105,12 +110,41 @@ def _postprocess(root: Path, marker: dict[str, str]) -> None:
     (root / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
 
 
+def _builds_into(target: str, proc: processes.ProcInfo) -> bool:
+    return any(part.endswith("mmdebstrap") for part in proc.argv[:2]) and target in proc.argv
+
+
 def _clear_stale(cache: Path, release: str) -> None:
     # Leftovers of an interrupted build; mmdebstrap may have left /proc or /dev mounted inside.
     for stale in cache.glob(f".{release}-base.*"):
+        builders = processes.find(partial(_builds_into, str(stale)))
+        if builders:
+            raise SandboxError(
+                f"an earlier image build is still running (pid {builders[0].pid}) into {stale}; wait or stop it"
+            )
         for point in sorted(mounts_under(stale), key=lambda p: len(p.parts), reverse=True):
             unmount(point)
         remove_tree(stale)
+
+
+def _mmdebstrap(argv: list[str], log: Path) -> None:
+    """Run mmdebstrap in its own process group, so an interrupted build stops all of it (apt, dpkg too)."""
+    with log.open("w") as out:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        try:
+            code = child.wait(timeout=BUILD_TIMEOUT)
+        except BaseException:
+            # mmdebstrap cleans up on SIGTERM (mostly: leftover mounts are handled by _clear_stale).
+            os.killpg(child.pid, signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            raise
+    if code != 0:
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+        raise SandboxError(f"mmdebstrap failed (log: {log}): {tail}")
 
 
 def ensure(paths: Paths, release: str) -> tuple[Image, bool]:
@@ -133,12 +167,7 @@ def ensure(paths: Paths, release: str) -> tuple[Image, bool]:
         try:
             # mmdebstrap wants an empty or missing target; it creates it.
             tmp.rmdir()
-            proc = run(mmdebstrap_argv(release, tmp, mirrors), check=False, timeout=1800, stdout_path=log)
-            if proc.returncode != 0:
-                log.write_text(log.read_text() + proc.stderr)
-                tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-                raise SandboxError(f"mmdebstrap failed (log: {log}): {tail}")
-            log.write_text(log.read_text() + proc.stderr)
+            _mmdebstrap(mmdebstrap_argv(release, tmp, mirrors), log)
             build_id = uuid.uuid4().hex
             marker = {
                 "spec": spec_digest(release, mirrors),

@@ -101,9 +101,7 @@ def _ssh_setup(ctx: Context) -> str:
         created = ssh.ensure_key(paths.ssh_key)
         control = ssh.control_dir(paths.ssh_dir)
         control.mkdir(parents=True, exist_ok=True, mode=0o700)
-        text = ssh.render_config(
-            ctx.cfg.hosts, key=paths.ssh_key, known_hosts=paths.known_hosts, control=control
-        )
+        text = ssh.render_config(ctx.cfg.hosts, key=paths.ssh_key, known_hosts=paths.known_hosts, control=control)
         ssh.write_config(paths.ssh_config, text)
         step.result = "key generated" if created else "key present"
     return ssh.public_key(paths.ssh_key)
@@ -165,9 +163,7 @@ def _wait_ready(ctx: Context, record: SandboxState, names: list[str]) -> None:
     def wait(name: str) -> tuple[str, str | Exception]:
         rec = record.hosts[name]
         try:
-            answer = ssh.wait_ready(
-                ctx.paths.ssh_config, name, BOOT_TIMEOUT, alive=lambda: hosts.running(rec.nspawn)
-            )
+            answer = ssh.wait_ready(ctx.paths.ssh_config, name, BOOT_TIMEOUT, alive=lambda: hosts.running(rec.nspawn))
         except SandboxError as exc:
             return name, exc
         return name, answer

@@ -49,6 +49,4 @@ class Progress:
         except BaseException:
             self.log(f"sandbox: {label}: FAILED ({time.monotonic() - begun:.1f}s)")
             raise
-        self.log(
-            f"sandbox: {label}: {step.result} ({time.monotonic() - begun:.1f}s, at {self.elapsed():.1f}s)"
-        )
+        self.log(f"sandbox: {label}: {step.result} ({time.monotonic() - begun:.1f}s, at {self.elapsed():.1f}s)")

@@ -48,9 +48,7 @@ def require_tools(tools: Sequence[str]) -> None:
     missing = missing_tools(tools)
     if missing:
         packages = sorted({TOOL_PACKAGES.get(tool, tool) for tool in missing})
-        raise SandboxError(
-            f"{', '.join(missing)} not found; install with: apt-get install -y {' '.join(packages)}"
-        )
+        raise SandboxError(f"{', '.join(missing)} not found; install with: apt-get install -y {' '.join(packages)}")
 
 
 def _last_line(text: str) -> str:

@@ -51,9 +51,7 @@ class RunningSandbox:
 
 
 @contextmanager
-def running(
-    repo_root: Path, hosts: list[str] | None = None, log: Log | None = None
-) -> Iterator[RunningSandbox]:
+def running(repo_root: Path, hosts: list[str] | None = None, log: Log | None = None) -> Iterator[RunningSandbox]:
     """Hosts up for the duration of the block; the sandbox is torn down on the way out, always."""
     try:
         api.ensure_up(repo_root, hosts, log=log)

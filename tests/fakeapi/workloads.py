@@ -39,6 +39,8 @@ class Rule:
 
     ``ready``: ``"ready"`` (at once), ``"never"``, ``"crash"`` (CrashLoopBackOff), ``"fail"`` (never ready and,
     for Deployments, ``ProgressDeadlineExceeded``) or a number of seconds after which pods become ready.
+    A pod's readiness mode is fixed when the pod is created, so a ``"never"`` rule hits the next rollout
+    and leaves serving pods alone; a ``"ready"`` rule also readies existing pods.
     ``terminate_after``: seconds a deleted pod stays terminating (``deletionTimestamp`` set) before it goes.
     ``job``: ``"complete"``, ``"fail"``, ``"run"`` (forever) or seconds until completion.
     Patterns are ``fnmatch`` globs; ``kind`` is the top-level owner's kind (``Deployment``, not ``Pod``) or
@@ -142,6 +144,7 @@ class Simulator:
         self.defaults = Behavior(terminate_after=pod_termination_seconds)
         self._rr = itertools.count()
         self._ready_at: dict[str, float] = {}
+        self._pod_mode: dict[str, str | float] = {}
         self._job_started: dict[str, float] = {}
         self._job_forced: dict[str, str] = {}
         self._ips = itertools.count(10)
@@ -217,8 +220,16 @@ class Simulator:
         if isinstance(job, str) and job not in ("complete", "fail", "run"):
             raise ValueError(f"unknown job outcome {job!r}")
         rule = Rule(kind, name, namespace, ready, terminate_after, job)
-        self.rules.append(rule)
-        self.resync()
+        with self.store.txn():
+            self.rules.append(rule)
+            if ready is not None:
+                # Re-latch the readiness of existing pods only when the rule makes them (more) ready.
+                for pod in self.store.raw_items(self.rt["Pod"]):
+                    uid = _meta(pod).get("uid", "")
+                    if rule.matches(*self.top_owner(pod)) and ready == "ready":
+                        self._pod_mode.pop(uid, None)
+                        self._ready_at.pop(uid, None)
+            self.resync()
         return rule
 
     def behavior(self, kind: str, namespace: str, name: str) -> Behavior:
@@ -428,7 +439,9 @@ class Simulator:
         self.store.write(self.rt["Pod"], pod, new)
 
     def _ready_now(self, pod: Obj, behavior: Behavior) -> bool:
-        mode = behavior.ready
+        # The readiness mode is latched when a pod is first seen: a later never_ready() rule affects the
+        # pods created after it (a new rollout), not pods that are already serving.
+        mode = self._pod_mode.setdefault(_meta(pod).get("uid", ""), behavior.ready)
         if mode == "ready":
             return True
         if isinstance(mode, (int, float)) and not isinstance(mode, bool):
@@ -734,7 +747,9 @@ class Simulator:
         uid = _meta(job)["uid"]
         outcome = self._job_outcome(job)
         pods = self._owned_pods(ns, uid)
-        if not pods and outcome is None:
+        finished = any(c.get("status") == "True" and c.get("type") in ("Complete", "Failed")
+                       for c in (job.get("status") or {}).get("conditions") or [])
+        if not pods and not finished:
             self._new_pod(rt, job, f"{name}-{random_suffix()}", {})
         for p in self._owned_pods(ns, uid):
             self._sync_pod(ns, _meta(p)["name"])

@@ -137,6 +137,24 @@ def _collect_pyinfra_warnings() -> Iterator[_WarningCollector]:
 
 
 @contextmanager
+def _quiet_greenlet_errors() -> Iterator[None]:
+    """Let an operation's exception reach us without gevent printing its traceback to stderr first.
+
+    pyinfra runs each operation in a greenlet; gevent's hub prints any exception that ends a greenlet unless
+    its type is in ``NOT_ERROR``. We report the failure as one line ourselves.
+    """
+    import gevent
+
+    hub = gevent.get_hub()
+    saved = hub.NOT_ERROR
+    hub.NOT_ERROR = (*saved, Exception)
+    try:
+        yield
+    finally:
+        hub.NOT_ERROR = saved
+
+
+@contextmanager
 def _connected(
     inventory: Mapping[str, Any], host_name: str, data: dict[str, Any], *, check_for_changes: bool
 ) -> Iterator[tuple[State, Host]]:
@@ -232,7 +250,8 @@ def _run(
                 add_deploy(state, deploy)
                 if not dry:
                     state.set_stage(StateStage.Execute)
-                    run_ops(state)
+                    with _quiet_greenlet_errors():
+                        run_ops(state)
             except HostMismatch as exc:
                 result.problems = [f"{name}: {problem}" for problem in exc.problems]
                 result.error = f"{name}: host differs from the inventory: {'; '.join(exc.problems)}"

@@ -230,7 +230,11 @@ def environment(values: Mapping[str, str], path: str = "/etc/environment") -> Co
         if key in current:
             yield StringCommand("sed", "-i", QuoteString(f"s|^{key}=.*|{key}={value}|"), QuoteString(path))
         else:
-            append = f'printf "%s\\n" "{key}={value}" >> "$1"'
+            # start on a fresh line even if the file's last line has no newline
+            append = (
+                'if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then echo >> "$1"; fi; '
+                f'printf "%s\\n" "{key}={value}" >> "$1"'
+            )
             yield StringCommand("sh", "-c", QuoteString(append), "homelab-env", QuoteString(path))
     if not changed:
         host.noop(f"{', '.join(sorted(values))} already set in {path}")
@@ -287,11 +291,15 @@ def apt_packages(
         key_url = repo["key_url"].format(**values)
         keyring = repo["keyring"]
         if not host.get_fact(facts.FileState, path=keyring):
-            fetch = f"curl -fsSL {shlex.quote(key_url)}"
-            quoted = shlex.quote(keyring)
-            store = f"gpg --dearmor -o {quoted}" if repo.get("dearmor") else f"cat > {quoted}"
-            script = f"set -e; mkdir -p $(dirname {quoted}); {fetch} | {store}"
-            yield StringCommand("sh", "-c", QuoteString(script))
+            # Download to a temporary file first: a failed download must not leave an empty keyring that
+            # the next run would take for the real one.
+            dearmor = 'gpg --dearmor < "$t" > "$t.gpg"; mv -f "$t.gpg" "$t"; ' if repo.get("dearmor") else ""
+            script = (
+                'set -e; mkdir -p "$(dirname "$1")"; t=$(mktemp "$1.XXXXXX"); trap \'rm -f "$t" "$t.gpg"\' EXIT; '
+                f'curl -fsSL -o "$t" "$2"; {dearmor}chmod 644 "$t"; mv -f "$t" "$1"; trap - EXIT'
+            )
+            yield StringCommand("sh", "-c", QuoteString(script), "homelab-key", QuoteString(keyring),
+                                QuoteString(key_url))
         list_path = f"/etc/apt/sources.list.d/{repo['name']}.list"
         yield from _put_file(list_path, repo["line"].format(**values) + "\n", "644")
     yield from _apt_install(missing or list(packages))

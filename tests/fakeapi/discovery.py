@@ -247,3 +247,70 @@ def to_table(rt: ResourceType, items: list[Obj], resource_version: str, include_
         "columnDefinitions": columns,
         "rows": rows,
     }
+
+
+# ------------------------------------------------------------------------------------------------- openapi
+
+
+def _gv_path(group: str, version: str) -> str:
+    return f"api/{version}" if not group else f"apis/{group}/{version}"
+
+
+def openapi_v3_root(registry: Registry) -> Obj:
+    """GET /openapi/v3: one entry per served group/version."""
+    paths: Obj = {}
+    for group, versions in registry.groups().items():
+        for version in versions:
+            types = registry.for_group_version(group, version)
+            digest = hashlib.sha256(repr([(t.plural, t.kind) for t in types]).encode()).hexdigest()[:16].upper()
+            path = _gv_path(group, version)
+            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
+    return {"paths": paths}
+
+
+def openapi_v3_group_version(registry: Registry, group: str, version: str) -> Obj | None:
+    """GET /openapi/v3/api/v1 or /openapi/v3/apis/GROUP/VERSION: a minimal document.
+
+    It declares, for each kind, a PATCH operation that accepts ``fieldValidation``. kubectl and helm check
+    exactly that to decide that the server validates fields itself, and then skip client-side schema
+    validation, so they work without ``--validate=false`` / ``--disable-openapi-validation``. Schemas are
+    permissive (``x-kubernetes-preserve-unknown-fields``).
+    """
+    types = registry.for_group_version(group, version)
+    if not types:
+        return None
+    paths: Obj = {}
+    schemas: Obj = {}
+    prefix = "/" + _gv_path(group, version)
+    for rt in types:
+        gvk = {"group": rt.group, "version": version, "kind": rt.kind}
+        item = f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}" if rt.namespaced \
+            else f"{prefix}/{rt.plural}/{{name}}"
+        schema_name = f"io.k8s.fake.{rt.group or 'core'}.{version}.{rt.kind}"
+        ref = {"$ref": f"#/components/schemas/{schema_name}"}
+        response = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+        paths[item] = {
+            "get": {"operationId": f"read{rt.kind}", "x-kubernetes-action": "get",
+                    "x-kubernetes-group-version-kind": gvk, "responses": response},
+            "patch": {
+                "operationId": f"patch{rt.kind}",
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": True}
+                    for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+                ],
+                "responses": response,
+            },
+        }
+        schemas[schema_name] = {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "x-kubernetes-group-version-kind": [gvk],
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (fake)", "version": "unversioned"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

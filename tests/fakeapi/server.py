@@ -484,6 +484,18 @@ class FakeApiServer:
             return 200, discovery.version_info(self.server_version)
         if path in ("/healthz", "/livez", "/readyz"):
             return 200, "ok"
+        if path == "/openapi/v3":
+            return 200, discovery.openapi_v3_root(registry)
+        if path.startswith("/openapi/v3/"):
+            rest_gv = segs[2:]
+            gv_doc = None
+            if rest_gv[:1] == ["api"] and len(rest_gv) == 2:
+                gv_doc = discovery.openapi_v3_group_version(registry, "", rest_gv[1])
+            elif rest_gv[:1] == ["apis"] and len(rest_gv) == 3:
+                gv_doc = discovery.openapi_v3_group_version(registry, rest_gv[1], rest_gv[2])
+            if gv_doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return 200, gv_doc
         if not segs or segs[0] not in ("api", "apis"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if segs[0] == "api":

@@ -699,11 +699,12 @@ class Store:
                 new_entries.append(dict(e, fieldsV1=patching.encode_fields(paths)))
             _meta(new)["managedFields"] = new_entries
             api_version = rt.api_version(version)
+            prev = next((e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"
+                         and e.get("subresource", "") == subresource), None)
             if mine == set(flat):
                 # Keep the previous entry verbatim (timestamp included) so a no-op stays a no-op.
-                prev = next(e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"
-                            and e.get("subresource", "") == subresource)
-                _meta(new)["managedFields"].append(prev)
+                if prev is not None:
+                    _meta(new)["managedFields"].append(prev)
             else:
                 self._set_manager(new, manager, "Apply", subresource, api_version, set(flat))
             obj = self._finish_write(rt, current, new, manager=manager, subresource=subresource,

@@ -118,7 +118,7 @@ def ensure(paths: Paths, release: str, image: Image, packages: list[str]) -> tup
     if _read_stamp(stamp).get("key") == key and (repo / "Packages").is_file():
         return repo, "up to date"
     base.mkdir(parents=True, exist_ok=True)
-    with file_lock(base / ".lock", "the apt repo cache"):
+    with file_lock(base / ".lock", "the apt repo cache", wait=1800):
         if _read_stamp(stamp).get("key") == key and (repo / "Packages").is_file():
             return repo, "up to date"
         pool = base / "pool"

@@ -12,6 +12,7 @@ import itertools
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,10 +121,14 @@ def write_into(root: Path, relative: str, data: str, mode: int = 0o644, dir_mode
         os.fchmod(handle.fileno(), mode)
 
 
+def has_host_keys(dirs: HostDirs) -> bool:
+    return any((dirs.hostkeys / "etc" / "ssh").glob("ssh_host_*_key"))
+
+
 def ensure_host_keys(dirs: HostDirs) -> bool:
     """This host's own ssh host keys (generated once, reused by resets); True when generated now."""
     etc_ssh = dirs.hostkeys / "etc" / "ssh"
-    if list(etc_ssh.glob("ssh_host_*_key")):
+    if has_host_keys(dirs):
         return False
     etc_ssh.mkdir(parents=True, exist_ok=True)
     # -A with -f PREFIX writes every default key type under PREFIX/etc/ssh.
@@ -198,14 +203,15 @@ def running(record: ProcessRecord | None) -> bool:
 def stop(record: ProcessRecord, name: str) -> str:
     """Power the host off. SIGTERM to nspawn is a clean poweroff; if that hangs, SIGKILL the container's
     PID 1 so nspawn exits by itself. Never SIGKILL nspawn: the container would live on, holding its port."""
+    began = time.monotonic()
     if not processes.send(record.pid, record.start_time, signal.SIGTERM):
         return "not running"
     if processes.wait_gone(record.pid, record.start_time, STOP_GRACE):
-        return "stopped"
+        return f"stopped in {time.monotonic() - began:.1f}s"
     for init in processes.children(record.pid):
         processes.send(init, None, signal.SIGKILL)
     if processes.wait_gone(record.pid, record.start_time, KILL_GRACE):
-        return "stopped (forced: killed the container's init)"
+        return f"stopped in {time.monotonic() - began:.1f}s (forced: no clean poweroff, killed the container's init)"
     raise SandboxError(f"{name}: systemd-nspawn (pid {record.pid}) did not exit; not killing it (see notes)")
 
 

@@ -153,7 +153,7 @@ def ensure(paths: Paths, release: str) -> tuple[Image, bool]:
     if existing is not None:
         return existing, False
     paths.cache.mkdir(parents=True, exist_ok=True)
-    with file_lock(paths.cache / ".lock", "the image cache"):
+    with file_lock(paths.cache / ".lock", "the image cache", wait=BUILD_TIMEOUT):
         existing = current(paths, release)
         if existing is not None:
             return existing, False

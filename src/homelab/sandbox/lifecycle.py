@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +33,7 @@ from homelab.sandbox.system import (
 )
 
 BOOT_TIMEOUT = 120.0
+LOCK_WAIT = 600.0  # queue behind another up/down/reset on this machine rather than fail
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,6 +52,10 @@ class Context:
 
     def save(self, record: SandboxState) -> None:
         state.save(self.paths.state_file, record)
+
+
+def _lock(ctx: Context) -> AbstractContextManager[None]:
+    return file_lock(ctx.paths.lock_file, "the sandbox", wait=LOCK_WAIT, on_wait=ctx.progress.note)
 
 
 def _require(tools: Sequence[str]) -> None:
@@ -141,9 +148,6 @@ def _start_host(ctx: Context, record: SandboxState, spec: HostSpec, img: image.I
         ctx.save(record)
         step.result = "created" if made_ns or made_link else "present"
     with ctx.progress.step(f"{spec.name}: overlay root {dirs.merged}") as step:
-        dirs.root.mkdir(parents=True, exist_ok=True)
-        if hosts.ensure_host_keys(dirs):
-            ssh.forget_host(ctx.paths.known_hosts, spec.name)
         mounted = hosts.mount(dirs, img.path)
         rec.mount = str(dirs.merged)
         ctx.save(record)
@@ -184,10 +188,30 @@ def _wait_ready(ctx: Context, record: SandboxState, names: list[str]) -> None:
             ctx.progress.note(f"{name}: system is {answer}; failed units: {failed or 'none listed'}")
 
 
+def _host_keys(ctx: Context, specs: list[HostSpec]) -> None:
+    """Generate missing ssh host keys for all hosts at once (RSA generation dominates a fresh 'up')."""
+
+    def generate(spec: HostSpec) -> bool:
+        dirs = hosts.host_dirs(ctx.paths, spec.name)
+        dirs.root.mkdir(parents=True, exist_ok=True)
+        return hosts.ensure_host_keys(dirs)
+
+    missing = [s for s in specs if not hosts.has_host_keys(hosts.host_dirs(ctx.paths, s.name))]
+    if not missing:
+        return
+    with ctx.progress.step(f"ssh host keys: {', '.join(s.name for s in missing)}") as step:
+        for spec, made in zip(missing, _parallel(generate, missing), strict=True):
+            if made:
+                # New keys for an old name: drop the old ones so ssh does not see a "changed" host key.
+                ssh.forget_host(ctx.paths.known_hosts, spec.name)
+        step.result = "generated"
+
+
 def _up_locked(ctx: Context, record: SandboxState, specs: list[HostSpec]) -> None:
     img = _prepare(ctx)
     pubkey = _ssh_setup(ctx)
     _network_and_server(ctx, record)
+    _host_keys(ctx, [spec for spec in specs if not hosts.running(record.host(spec.name, spec.address).nspawn)])
     booted = [spec.name for spec in specs if _start_host(ctx, record, spec, img, pubkey)]
     if booted:
         _wait_ready(ctx, record, booted)
@@ -196,7 +220,7 @@ def _up_locked(ctx: Context, record: SandboxState, specs: list[HostSpec]) -> Non
 def up(ctx: Context, names: list[str] | None = None) -> None:
     _require(UP_TOOLS)
     specs = ctx.cfg.select(names)
-    with file_lock(ctx.paths.lock_file, "the sandbox"):
+    with _lock(ctx):
         record = _load(ctx)
         _up_locked(ctx, record, specs)
     ctx.progress.note(f"up: {len(specs)} host(s) ready in {ctx.progress.elapsed():.1f}s")
@@ -217,8 +241,7 @@ def _stop_all(ctx: Context, record: SandboxState, removed: list[str]) -> None:
             if proc.pid not in targets and hosts.is_our_nspawn(proc, hosts_root / name / "merged"):
                 targets[proc.pid] = (name, state.ProcessRecord(proc.pid, proc.start_time))
     if ctx.paths.ssh_config.exists():
-        for name in ctx.cfg.names():
-            ssh.close_master(ctx.paths.ssh_config, name)
+        _parallel(partial(ssh.close_master, ctx.paths.ssh_config), ctx.cfg.names())
 
     def stop(item: tuple[str, state.ProcessRecord]) -> str:
         name, proc = item
@@ -231,7 +254,7 @@ def down(ctx: Context) -> list[str]:
     """Remove everything the sandbox created; returns one line per removed thing."""
     _require(DOWN_TOOLS)
     removed: list[str] = []
-    with file_lock(ctx.paths.lock_file, "the sandbox"):
+    with _lock(ctx):
         try:
             record = state.load(ctx.paths.state_file)
         except SandboxError as exc:
@@ -280,7 +303,7 @@ def reset(ctx: Context, names: list[str] | None = None) -> None:
     """Wipe each host's writable layer back to the base image and boot it again."""
     _require(UP_TOOLS)
     specs = ctx.cfg.select(names)
-    with file_lock(ctx.paths.lock_file, "the sandbox"):
+    with _lock(ctx):
         record = _load(ctx)
 
         def wipe(spec: HostSpec) -> str:

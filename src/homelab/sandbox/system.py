@@ -11,7 +11,8 @@ import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,14 +105,26 @@ def run(
 
 
 @contextmanager
-def file_lock(path: Path, what: str) -> Iterator[None]:
-    """An exclusive flock so two sandbox commands never change the same things at once."""
+def file_lock(path: Path, what: str, wait: float = 0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """An exclusive flock so two sandbox commands never change the same things at once.
+
+    With ``wait`` the caller queues behind the other command (up to that many seconds) instead of failing:
+    several test runs on one machine share the one sandbox.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with path.open("a") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SandboxError(f"another sandbox command is using {what} ({path} is locked)") from None
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SandboxError(f"another sandbox command is using {what} ({path} is locked)") from None
+                if on_wait is not None:
+                    on_wait(f"waiting for another sandbox command to finish with {what}")
+                    on_wait = None
+                time.sleep(0.2)
         try:
             yield
         finally:

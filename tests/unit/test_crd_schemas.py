@@ -4,6 +4,8 @@
 * every manifest document whose apiVersion/kind has a schema validates against it (placeholders such as
   ``${inv:domain}`` are left in place: they are strings where strings are expected);
 * every custom-resource kind used in a manifest has a schema, so a new kind cannot slip in unchecked;
+* the manifest rules the schemas cannot state: every IngressRoute terminates TLS, every container of a workload
+  has resource requests and limits, a HelmChartConfig's valuesContent is a YAML mapping;
 * every schema rejects at least one broken fixture, tests/fixtures/crds/<kind>-<fault>.yaml, whose first line
   ``# expect: <text>`` names a fragment of the error it must produce.
 """
@@ -109,6 +111,44 @@ def test_custom_resource_validates(rel: str, i: int, doc: dict[str, Any]) -> Non
     if _key(doc) not in INDEX:
         pytest.skip("no schema (reported by test_custom_resource_kind_has_a_schema)")
     assert _errors(doc) == [], f"{rel}[{i}] does not match {INDEX[_key(doc)]}"
+
+
+INGRESS_ROUTES = [c for c in CUSTOM if c[2].get("kind") in ("IngressRoute", "IngressRouteTCP")]
+WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+WORKLOADS = [(rel, i, doc) for rel, i, doc in MANIFESTS if doc.get("kind") in WORKLOAD_KINDS]
+CHART_CONFIGS = [c for c in CUSTOM if c[2].get("kind") == "HelmChartConfig"]
+
+
+def _pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    spec = doc.get("spec") or {}
+    if doc["kind"] == "Pod":
+        return spec
+    if doc["kind"] == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return ((spec.get("template") or {}).get("spec")) or {}
+
+
+@pytest.mark.parametrize(("rel", "i", "doc"), INGRESS_ROUTES, ids=[_doc_id(*c) for c in INGRESS_ROUTES])
+def test_ingressroute_terminates_tls(rel: str, i: int, doc: dict[str, Any]) -> None:
+    tls = doc["spec"].get("tls") or {}
+    assert tls.get("secretName") or tls.get("certResolver") or tls.get("passthrough"), \
+        f"{rel}[{i}]: every IngressRoute serves HTTPS (spec.tls.secretName from a cert-manager Certificate)"
+
+
+@pytest.mark.parametrize(("rel", "i", "doc"), WORKLOADS, ids=[_doc_id(*c) for c in WORKLOADS])
+def test_workload_containers_have_requests_and_limits(rel: str, i: int, doc: dict[str, Any]) -> None:
+    pod = _pod_spec(doc)
+    containers = pod.get("initContainers", []) + pod.get("containers", [])
+    assert containers, f"{rel}[{i}]: no containers found"
+    for c in containers:
+        resources = c.get("resources") or {}
+        assert resources.get("requests") and resources.get("limits"), \
+            f"{rel}[{i}] container {c.get('name')}: set resources.requests and resources.limits"
+
+
+@pytest.mark.parametrize(("rel", "i", "doc"), CHART_CONFIGS, ids=[_doc_id(*c) for c in CHART_CONFIGS])
+def test_helmchartconfig_values_content_is_a_mapping(rel: str, i: int, doc: dict[str, Any]) -> None:
+    assert isinstance(yaml.safe_load(doc["spec"]["valuesContent"]), dict)
 
 
 # ---------------------------------------------------------------------------------------------------- fixtures

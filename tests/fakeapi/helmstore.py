@@ -85,7 +85,7 @@ def _release_from(obj: Obj, kind: str) -> HelmRelease | None:
     return HelmRelease(
         name=str(body.get("name", labels.get("name", ""))),
         namespace=str(meta.get("namespace", "")),
-        revision=int(body.get("version", labels.get("version", 0))),
+        revision=int(body.get("version") or labels.get("version") or 0),
         status=str((body.get("info") or {}).get("status", labels.get("status", ""))),
         storage_kind=kind,
         storage_name=str(meta.get("name", "")),

@@ -349,15 +349,15 @@ def apply_merge(target: Any, applied: Any, keyed: bool = True, field: str | None
         key = _list_key(field, applied + target, keyed)
         if key is None:
             return copy.deepcopy(applied)
-        result = [copy.deepcopy(i) for i in target]
+        items = [copy.deepcopy(i) for i in target]
         for item in applied:
             k = _item_key(item, key)
-            idx = next((n for n, cur in enumerate(result) if _item_key(cur, key) == k), None)
+            idx = next((n for n, cur in enumerate(items) if _item_key(cur, key) == k), None)
             if idx is None:
-                result.append(copy.deepcopy(item))
+                items.append(copy.deepcopy(item))
             else:
-                result[idx] = apply_merge(result[idx], item, keyed)
-        return result
+                items[idx] = apply_merge(items[idx], item, keyed)
+        return items
     return copy.deepcopy(applied)
 
 

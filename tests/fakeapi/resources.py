@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -224,7 +225,7 @@ class Registry:
                 return rt
         return None
 
-    def for_object(self, obj: dict) -> ResourceType | None:
+    def for_object(self, obj: dict[str, Any]) -> ResourceType | None:
         """The type for an object's ``apiVersion`` and ``kind``."""
         api_version = str(obj.get("apiVersion", ""))
         group = api_version.rpartition("/")[0] if "/" in api_version else ""
@@ -264,7 +265,7 @@ class Registry:
                 del self._types[key]
 
 
-def crd_resource_types(crd: dict) -> ResourceType | None:
+def crd_resource_types(crd: dict[str, Any]) -> ResourceType | None:
     """The resource type a CustomResourceDefinition defines (None if it has no served version)."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}

@@ -212,6 +212,15 @@ class _HTTPServer(ThreadingHTTPServer):
         self.api = api
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Record handler crashes instead of printing them; clients hanging up are not errors."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        self.api.store.errors.append(f"request handler crashed: {exc!r}\n{traceback.format_exc()}")
+
 
 class FakeApiServer:
     """A FAKE Kubernetes API server for tests (stdlib HTTP on 127.0.0.1, in-memory state).
@@ -551,7 +560,7 @@ class FakeApiServer:
                     timeout=timeout, version=version, stop=self._stopping.is_set,
                 )
                 return 200, _Stream(events)
-            items, rv = store.list(rt, ns or None, label, fsel, version=version)
+            items, rv = store.list_objects(rt, ns or None, label, fsel, version=version)
             if self._wants_table(r):
                 return 200, discovery.to_table(rt, items, rv, r.param("includeObject") or "Metadata")
             return 200, {
@@ -568,7 +577,7 @@ class FakeApiServer:
                                version=version)
             return 201, obj
         if r.method == "DELETE":
-            items, _ = store.list(rt, ns or None, r.param("labelSelector"), r.param("fieldSelector"))
+            items, _ = store.list_objects(rt, ns or None, r.param("labelSelector"), r.param("fieldSelector"))
             opts = self._delete_options(r)
             deleted = []
             for item in items:
@@ -710,7 +719,7 @@ class FakeApiServer:
 def _parse_yaml(data: bytes) -> Any:
     """Apply bodies are normally JSON (which is YAML); fall back to PyYAML if it happens to be installed."""
     try:
-        import yaml  # type: ignore[import-untyped]
+        import yaml
     except ImportError:
         return None
     try:

@@ -279,7 +279,7 @@ class Store:
             obj = self._raw(rt, namespace, name)
             return None if obj is None else self._with_version(rt, obj, None)
 
-    def list(
+    def list_objects(
         self,
         rt: ResourceType,
         ns: str | None = None,
@@ -305,7 +305,7 @@ class Store:
 
     def objects(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[Obj]:
         """Test helper: every object of a kind (optionally in one namespace / matching labels)."""
-        return self.list(self.rt(kind), namespace, label_selector)[0]
+        return self.list_objects(self.rt(kind), namespace, label_selector)[0]
 
     # --------------------------------------------------------------------------------------------- create
 
@@ -393,7 +393,7 @@ class Store:
                     paths = set(patching.flatten(obj, rt.crd is None))
                     self._set_manager(obj, manager, "Update", "", rt.api_version(version), paths)
             self.defaulter.apply(rt, obj)
-            self._side_effects_before(rt, obj)
+            self._side_effects_before(rt, obj, dry_run)
             if dry_run:
                 return self._with_version(rt, obj, version)
             self._store(rt, obj, None)
@@ -493,7 +493,7 @@ class Store:
             meta["generation"] = int(cmeta.get("generation", 1)) + 1
         if track:
             self._track_update(rt, current, new, manager, subresource, version)
-        self._side_effects_before(rt, new)
+        self._side_effects_before(rt, new, dry_run)
         if _strip_volatile(new) == _strip_volatile(current) and meta.get("managedFields") == cmeta.get(
             "managedFields"
         ):
@@ -902,7 +902,8 @@ class Store:
 
     # -------------------------------------------------------------------------------------- side effects
 
-    def _side_effects_before(self, rt: ResourceType, obj: Obj) -> None:
+    def _side_effects_before(self, rt: ResourceType, obj: Obj, dry_run: bool = False) -> None:
+        """Validate a CRD and fill its status; unless ``dry_run``, serve the kind it defines right away."""
         if rt.kind == "CustomResourceDefinition" and rt.group == "apiextensions.k8s.io":
             new_rt = crd_resource_types(obj)
             if new_rt is None:
@@ -912,7 +913,8 @@ class Store:
             if _meta(obj).get("name") != expected:
                 raise ApiError.invalid(rt, _meta(obj).get("name", ""), f'must be spec.names.plural+"."+spec.group'
                                        f" ({expected})", "metadata.name")
-            self.registry.register(new_rt)
+            if not dry_run:
+                self.registry.register(new_rt)
             names = (obj.get("spec") or {}).get("names") or {}
             accepted = dict(names)
             accepted.setdefault("singular", new_rt.singular)

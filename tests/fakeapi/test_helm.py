@@ -99,11 +99,18 @@ def test_install_upgrade_rollback_uninstall(fake_api: FakeApiServer, fake_cli: K
     assert fake_api.count(agent="helm", since=since) == 0
 
 
-def test_install_into_new_namespace(fake_api: FakeApiServer, fake_cli: KubeCli, chart: Path) -> None:
-    _upgrade(fake_cli, chart, "-n", "apps", "--create-namespace")
+def test_wait_into_new_namespace_without_validation_flag(
+    fake_api: FakeApiServer, fake_cli: KubeCli, chart: Path
+) -> None:
+    """``--wait`` watches until the slow Deployment is ready; the fake's minimal OpenAPI v3 lets helm run
+    without ``--disable-openapi-validation``."""
+    fake_api.ready_after("Deployment", "web-demo", 1.0)
+    fake_cli.helm("upgrade", "--install", "web", str(chart), "-n", "apps", "--create-namespace",
+                  "--wait", "--timeout", "30s")
     assert fake_api.store.find("Namespace", "apps", "") is not None
     assert fake_api.store.find("Deployment", "web-demo", "apps")["status"]["availableReplicas"] == 1
-    assert [r.namespace for r in fake_api.helm_releases()] == ["apps"]
+    assert [(r.namespace, r.status) for r in fake_api.helm_releases()] == [("apps", "deployed")]
+    assert fake_api.count("GET", r"/deployments$", agent="helm", watch=True) >= 1
 
 
 def test_atomic_upgrade_rolls_back_when_never_ready(

@@ -56,7 +56,8 @@ def _apply(cli: KubeCli, tmp_path: Path, text: str = MANIFEST) -> subprocess.Com
 def test_apply_server_side_then_get(fake_api: FakeApiServer, fake_cli: KubeCli, tmp_path: Path) -> None:
     out = _apply(fake_cli, tmp_path).stdout
     assert "deployment.apps/web serverside-applied" in out
-    dep = json.loads(fake_cli.kubectl("get", "deployment", "web", "-n", "apps", "-o", "json", "--show-managed-fields").stdout)
+    dep = json.loads(fake_cli.kubectl("get", "deployment", "web", "-n", "apps", "-o", "json",
+                                      "--show-managed-fields").stdout)
     assert dep["status"]["readyReplicas"] == 2
     assert any(m["manager"] == "kubectl" and m["operation"] == "Apply" for m in dep["metadata"]["managedFields"])
 
@@ -149,3 +150,19 @@ def test_get_table_for_nodes(fake_api: FakeApiServer, fake_cli: KubeCli) -> None
     started = time.monotonic()
     fake_cli.kubectl("get", "nodes", "-o", "name")
     assert time.monotonic() - started < 30  # sanity only; no timing claims
+
+
+def test_validation_on_client_side_apply_and_diff(fake_api: FakeApiServer, fake_cli: KubeCli, tmp_path: Path) -> None:
+    """Without ``--validate=false`` kubectl defers validation to the server (the fake's OpenAPI v3 says it
+    supports fieldValidation); client-side apply and ``kubectl diff`` (server dry-run) work too."""
+    path = tmp_path / "manifest.yaml"
+    path.write_text(MANIFEST)
+    fake_cli.kubectl("apply", "-f", str(path))
+    assert "kubectl.kubernetes.io/last-applied-configuration" in (
+        fake_api.store.find("ConfigMap", "web-config", "apps")["metadata"]["annotations"])
+    rv = fake_api.store.find("ConfigMap", "web-config", "apps")["metadata"]["resourceVersion"]
+    assert fake_cli.kubectl("diff", "-f", str(path), check=False).returncode == 0
+    path.write_text(MANIFEST.replace("greeting: hello", "greeting: bye"))
+    changed = fake_cli.kubectl("diff", "-f", str(path), check=False)
+    assert changed.returncode == 1 and "+  greeting: bye" in changed.stdout
+    assert fake_api.store.find("ConfigMap", "web-config", "apps")["metadata"]["resourceVersion"] == rv

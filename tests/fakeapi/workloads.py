@@ -70,13 +70,14 @@ class Behavior:
 
 
 def _meta(obj: Obj) -> Obj:
-    return obj.setdefault("metadata", {})
+    meta: Obj = obj.setdefault("metadata", {})
+    return meta
 
 
 def _controller(obj: Obj) -> dict[str, Any] | None:
     for ref in _meta(obj).get("ownerReferences") or []:
         if ref.get("controller"):
-            return ref
+            return dict(ref)
     return None
 
 

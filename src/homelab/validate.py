@@ -592,13 +592,23 @@ def validate_objects(objects: Iterable[dict[str, Any]], kube_version: str, crd_s
                 out.append(for_object(release, obj, "", f"cannot read the schema for {gvk(obj)}: {exc}"))
                 continue
         if validator is None:
-            group = api_version.rpartition("/")[0] or "core"
-            out.append(for_object(release, obj, "", f"no schema for {gvk(obj)}: add schemas/crds/{group}_<plural>.json "
-                                                    "and list it in schemas/crds/index.json"))
+            out.append(for_object(release, obj, "", _no_schema(obj, version)))
             continue
         for path, message in validator(obj):
             out.append(for_object(release, obj, _dotted(path), message))
     return out
+
+
+# API groups Kubernetes serves itself: a missing schema there is a wrong apiVersion or kind, not a missing CRD
+_BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling", "extensions"})
+
+
+def _no_schema(obj: dict[str, Any], version: str) -> str:
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    if group in _BUILTIN_GROUPS or group.endswith(".k8s.io"):
+        return f"no schema for {gvk(obj)}: Kubernetes {'.'.join(version.split('.')[:2])} has no such API " \
+               "(check apiVersion and kind)"
+    return f"no schema for {gvk(obj)}: add schemas/crds/{group}_<plural>.json and list it in schemas/crds/index.json"
 
 
 def _dotted(parts: list[str | int]) -> str:

@@ -84,13 +84,25 @@ def test_scale(fake_api: FakeApiServer, fake_cli: KubeCli, tmp_path: Path) -> No
 
 
 def test_rollout_status_waits_until_ready(fake_api: FakeApiServer, fake_cli: KubeCli, tmp_path: Path) -> None:
-    fake_api.ready_after("Deployment", "web", 1.0)
+    fake_api.never_ready("Deployment", "web")
     _apply(fake_cli, tmp_path)
     assert fake_api.store.find("Deployment", "web", "apps")["status"]["availableReplicas"] == 0
-    out = fake_cli.kubectl("rollout", "status", "deployment/web", "-n", "apps", "--timeout=20s").stdout
-    assert 'deployment "web" successfully rolled out' in out
-    assert "Waiting for deployment" in out
-    assert fake_api.store.find("Deployment", "web", "apps")["status"]["availableReplicas"] == 2
+    rollout = subprocess.Popen(
+        ["kubectl", "rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"],
+        env=fake_cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while fake_api.count("GET", r"/deployments$", agent="kubectl", watch=True) == 0:
+            assert rollout.poll() is None, "rollout status returned before the deployment was ready"
+            assert time.monotonic() < deadline, "kubectl never started watching"
+            time.sleep(0.02)
+        assert rollout.poll() is None
+        fake_api.make_ready("Deployment", "web")
+        out, _ = rollout.communicate(timeout=30)
+    finally:
+        rollout.kill()
+    assert rollout.returncode == 0
+    assert "Waiting for deployment" in out and 'deployment "web" successfully rolled out' in out
 
     fake_api.never_ready("Deployment", "web")
     fake_cli.kubectl("set", "image", "deployment/web", "-n", "apps", "web=nginx:1.28")

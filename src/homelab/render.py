@@ -101,7 +101,9 @@ def helm_template(project: Project, release: Release, chart: Path, values: dict[
     finally:
         os.unlink(values_path)
     if run.returncode != 0:
-        detail = " ".join(ln.strip() for ln in run.stderr.strip().splitlines()[-3:]) or f"exit {run.returncode}"
+        # helm 4 spreads one error over several lines and appends advice about --debug: keep the error
+        lines = [ln.strip() for ln in run.stderr.splitlines() if ln.strip() and "--debug" not in ln]
+        detail = " ".join(lines).removeprefix("Error: ")[:500] or f"exit {run.returncode}"
         raise RenderError(redact.redact(f"helm template failed: {detail}"))
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:

@@ -46,14 +46,20 @@ def find(node: Any, prefix: tuple[object, ...] = ()) -> list[Placeholder]:
     return found
 
 
+# Anything shaped like ours (``${word:...}``): other ``${...}`` syntaxes belong to charts and pass through,
+# e.g. nfs-subdir-external-provisioner's ``${.PVC.namespace}``.
+_LOOKALIKE = re.compile(r"\$\{([A-Za-z_]+):([^}]*)\}")
+
+
 def malformed(node: Any, prefix: tuple[object, ...] = ()) -> list[tuple[str, str]]:
-    """(field, text) of strings that look like a placeholder but use an unknown kind or syntax."""
+    """(field, text) of strings with a ``${kind:...}`` of an unknown kind or with an empty target."""
     bad: list[tuple[str, str]] = []
     for path, leaf in walk(node, prefix):
         if isinstance(leaf, str) and "${" in leaf:
-            rest = PATTERN.sub("", leaf)
-            if "${" in rest:
-                bad.append((dotted(path), leaf))
+            for m in _LOOKALIKE.finditer(leaf):
+                if m.group(1) not in KINDS or not m.group(2).strip():
+                    bad.append((dotted(path), leaf))
+                    break
     return bad
 
 

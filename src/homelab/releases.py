@@ -124,7 +124,9 @@ def load_one(root: Path, release_dir: Path, schema_dir: Path) -> tuple[Release |
     for name in unknown:
         problems.append(Problem(f"{rel_dir}/{name}", "", "unexpected file in a release directory",
                                 "only release.yaml, values.yaml and manifests/ are read"))
-    for where, doc in ((f"{rel_dir}/release.yaml", spec), (f"{rel_dir}/values.yaml", values_file)):
+    documents: list[tuple[str, Any]] = [(f"{rel_dir}/release.yaml", spec), (f"{rel_dir}/values.yaml", values_file)]
+    documents += list(manifests.items())
+    for where, doc in documents:
         for fld, text in malformed(doc):
             problems.append(Problem(where, fld, f"malformed placeholder in {text!r}",
                                     "use ${secret:NAME}, ${ref:RELEASE.EXPORT} or ${inv:dotted.path}"))

@@ -1,11 +1,10 @@
 """Test fake: pytest fixtures for the FAKE Kubernetes API server, usable from any test directory.
 
-Register once in the top-level ``tests/conftest.py``::
+Register once in the top-level ``tests/conftest.py`` (pytest accepts ``pytest_plugins`` only there)::
 
-    pytest_plugins = ["fakeapi.plugin"]
+    pytest_plugins = ["tests.fakeapi.plugin"]
 
-(``tests/`` has no ``__init__.py``, so pytest puts ``tests/`` on ``sys.path`` and the package imports as
-``fakeapi``). Fixtures:
+Fixtures:
 
 - ``fake_api``: a started :class:`~fakeapi.server.FakeApiServer` (stopped afterwards; the test fails if the fake
   itself recorded internal errors).

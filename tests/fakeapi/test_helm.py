@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ spec:
 def chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A chart made offline by ``helm create`` plus a pre-install/pre-upgrade hook Job."""
     root = tmp_path_factory.mktemp("charts")
-    bindir = Path(__import__("sys").executable).parent
+    bindir = Path(sys.executable).parent
     if not (bindir / "helm").exists():
         pytest.skip("helm not installed (make kube-binaries)")
     subprocess.run([str(bindir / "helm"), "create", "demo"], cwd=root, check=True, capture_output=True,

@@ -121,7 +121,8 @@ PathChain = tuple[Any, str | int] | None
 Errors = list[tuple[PathChain, str]]
 Check = Callable[[Any, PathChain, Errors], None]
 
-_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$schema", "$id", "$comment", "readOnly",
+_ANNOTATIONS = frozenset({"nullable", "description", "title", "default", "examples", "$schema", "$id", "$comment",
+                          "readOnly",
                           "writeOnly", "deprecated", "format", "$defs", "definitions", "discriminator",
                           "$anchor"})
 _TYPES: dict[str, Callable[[Any], bool]] = {
@@ -167,8 +168,12 @@ class _Compiler:
     schemas can point into kubernetes-validate's shared ``_definitions.json``.
     """
 
-    def __init__(self, documents: dict[str, Any]) -> None:
+    def __init__(self, documents: dict[str, Any], *, structural: bool = False) -> None:
         self.documents = documents
+        # structural: a CRD's openAPIV3Schema. The API server drops (or, under strict field validation,
+        # rejects) fields its properties do not list unless x-kubernetes-preserve-unknown-fields is set,
+        # so an object schema with properties is closed unless it says otherwise.
+        self.structural = structural
         self._refs: dict[tuple[int, str], Check | None] = {}
 
     def compile(self, schema: Any, doc: Any) -> Check | None:
@@ -186,7 +191,10 @@ class _Compiler:
         if not keys & _HANDLED:
             return None  # annotations only (a description, a format)
         if keys & _HANDLED == {"type"}:
-            return _typed(schema["type"], None)
+            return _typed(_with_null(schema), None)
+        if self.structural and "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema = {**schema, "additionalProperties": False}
         checks: list[Check] = []
         if "$ref" in schema:
             ref = self._ref(schema["$ref"], doc)
@@ -210,7 +218,7 @@ class _Compiler:
         body = _sequence(checks)
         if "type" not in schema:
             return body
-        return _typed(schema["type"], body)
+        return _typed(_with_null(schema), body)
 
     def _ref(self, ref: str, doc: Any) -> Check | None:
         prefix, _, pointer = ref.partition("#")
@@ -329,6 +337,14 @@ class _Compiler:
         return one_or_any
 
 
+def _with_null(schema: dict[str, Any]) -> str | list[str]:
+    """The schema's type, plus null when OpenAPI's ``nullable: true`` says so."""
+    wanted: str | list[str] = schema["type"]
+    if schema.get("nullable") is True:
+        return [*([wanted] if isinstance(wanted, str) else wanted), "null"]
+    return wanted
+
+
 def _count(found: Errors) -> int:
     return len(found)
 
@@ -355,6 +371,8 @@ def _sequence(checks: list[Check]) -> Check | None:
 
 def _typed(wanted: str | list[str], body: Check | None) -> Check:
     names = [wanted] if isinstance(wanted, str) else list(wanted)
+    if not all(isinstance(n, str) and n in _TYPES for n in names):
+        raise Unsupported(f"type {wanted!r}")
     tests = [_TYPES[n] for n in names]
     label = " or ".join(n for n in names if n != "null") or "null"
 
@@ -412,7 +430,16 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _pattern(text: str) -> Check:
-    regex = re.compile(text)
+    try:
+        regex = re.compile(text)
+    except re.error:
+        # Go's RE2 accepts global flags mid-pattern (upstream PrometheusRule: ^(?i)(abort|warn)?$); Python
+        # only at the start. Move them there; a pattern that still does not compile cannot be checked here.
+        flags = "".join(re.findall(r"\(\?[a-z]+\)", text))
+        try:
+            regex = re.compile(flags + re.sub(r"\(\?[a-z]+\)", "", text))
+        except re.error:
+            return lambda v, p, e: None
 
     def check(v: Any, p: PathChain, e: Errors) -> None:
         if isinstance(v, str) and not regex.search(v):
@@ -485,8 +512,8 @@ def _from_check(check: Check | None, schema: dict[str, Any], documents: dict[str
         try:
             if check is not None:
                 check(obj, None, found)
-        except Unsupported:
-            # a referenced definition (compiled on first use) needs jsonschema: switch for good
+        except _UNCOMPILABLE:
+            # a definition compiled on first use needs jsonschema (or is malformed): switch for good
             fallback.append(_jsonschema_validator(schema, documents))
             return fallback[0](obj)
         return [(flatten(p), m) for p, m in found]
@@ -502,20 +529,36 @@ def _jsonschema_validator(schema: dict[str, Any], documents: dict[str, Any]) -> 
     for uri, doc in documents.items():
         registry = registry.with_resource(uri, Resource.from_contents(doc))
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path) or "(root)"
+        broken = f"cannot check: its schema is invalid at {where}: {exc.message}"
+        return lambda obj: [([], broken)]
     validator = cls(schema, registry=registry)
 
     def validate(obj: dict[str, Any]) -> list[tuple[list[str | int], str]]:
-        return [(list(err.absolute_path), err.message) for err in validator.iter_errors(obj)]
+        try:
+            return [(list(err.absolute_path), err.message) for err in validator.iter_errors(obj)]
+        except Exception as exc:  # an unresolvable $ref, a regex Python cannot compile
+            return [([], f"cannot check: its schema fails to evaluate: {type(exc).__name__}: {exc}")]
     return validate
 
 
 def build_validator(schema: dict[str, Any], documents: dict[str, Any] | None = None) -> Validator:
     """A reusable validator for one schema: compiled when possible, jsonschema otherwise."""
-    documents = documents or {}
+    return _build(_Compiler(documents or {}), schema)
+
+
+# Raised while compiling an unusual or malformed schema: jsonschema (the reference) takes over for it.
+_UNCOMPILABLE = (Unsupported, TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def _build(compiler: _Compiler, schema: dict[str, Any]) -> Validator:
     try:
-        return _from_check(_Compiler(documents).compile(schema, schema), schema, documents)
-    except Unsupported:
-        return _jsonschema_validator(schema, documents)
+        return _from_check(compiler.compile(schema, schema), schema, compiler.documents)
+    except _UNCOMPILABLE:
+        return _jsonschema_validator(schema, compiler.documents)
 
 
 _CORE: dict[tuple[str, str, str], Validator | None] = {}
@@ -557,11 +600,7 @@ def _build_core(version: str, api_version: str, kind: str) -> Validator | None:
         _CORE_COMPILERS[version] = _Compiler({"/api/_definitions.json": definitions,
                                               "https://kubernetes.io/api/_definitions.json": definitions})
     # one compiler per schema set: ObjectMeta, PodSpec & co. are compiled once for all kinds that use them
-    compiler = _CORE_COMPILERS[version]
-    try:
-        return _from_check(compiler.compile(schema, schema), schema, compiler.documents)
-    except Unsupported:
-        return _jsonschema_validator(schema, compiler.documents)
+    return _build(_CORE_COMPILERS[version], schema)
 
 
 def _crd_validator(crd_schema_dir: Path, gvk: str) -> Validator | None:
@@ -581,6 +620,40 @@ def _crd_validator(crd_schema_dir: Path, gvk: str) -> Validator | None:
         schema = _load_json(path)
         _CRD[key] = build_validator(schema, {schema.get("$id", ""): schema} if schema.get("$id") else {})
     return _CRD[key]
+
+
+def _shipped_crds(objects: list[dict[str, Any]]) -> dict[str, Validator]:
+    """Validators for the kinds CRDs among ``objects`` define (a chart that ships CRDs and uses them).
+
+    Built lazily per call: compiling is on first use, and each call brings its own CRDs.
+    """
+    out: dict[str, Validator] = {}
+    for obj in objects:
+        if not isinstance(obj, dict) or obj.get("kind") != "CustomResourceDefinition":
+            continue
+        if not str(obj.get("apiVersion", "")).startswith("apiextensions.k8s.io/"):
+            continue
+        group, kind = _get_path(obj, ("spec", "group")), _get_path(obj, ("spec", "names", "kind"))
+        versions = _get_path(obj, ("spec", "versions"))
+        for version in versions if isinstance(versions, list) else []:
+            schema = _get_path(version, ("schema", "openAPIV3Schema"))
+            if group and kind and isinstance(version, dict) and isinstance(schema, dict):
+                out[f"{group}/{version.get('name')}/{kind}"] = _structural_validator(schema)
+    return out
+
+
+def _get_path(node: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _structural_validator(schema: dict[str, Any]) -> Validator:
+    # the API server adds apiVersion, kind and metadata to every CRD's schema; many CRDs do not list them
+    implicit = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    properties = schema.get("properties")
+    root = {**schema, "properties": {**implicit, **(properties if isinstance(properties, dict) else {})}}
+    return _build(_Compiler({}, structural=True), root)
 
 
 def gvk(obj: dict[str, Any]) -> str:
@@ -606,6 +679,8 @@ def validate_objects(objects: Iterable[dict[str, Any]], kube_version: str, crd_s
 def _validate_objects(objects: Iterable[dict[str, Any]], kube_version: str, crd_schema_dir: Path,
                       release: str) -> list[Violation]:
     version = schema_version(kube_version)
+    objects = list(objects)
+    shipped = _shipped_crds(objects)
     out: list[Violation] = []
     for obj in objects:
         if not isinstance(obj, dict):
@@ -623,6 +698,8 @@ def _validate_objects(objects: Iterable[dict[str, Any]], kube_version: str, crd_
             except (OSError, ValueError) as exc:
                 out.append(for_object(release, obj, "", f"cannot read the schema for {gvk(obj)}: {exc}"))
                 continue
+        if validator is None and gvk(obj) in shipped:
+            validator = shipped[gvk(obj)]
         if validator is None:
             out.append(for_object(release, obj, "", _no_schema(obj, version)))
             continue

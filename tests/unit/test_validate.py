@@ -194,3 +194,59 @@ def test_edited_crd_schema_is_reread(tmp_path: Path) -> None:
         "type": "object", "additionalProperties": False, "properties": {"color": {"type": "string"}}}}}))
     assert [v.line() for v in validate_objects([widget], KUBE, crds, release="r")] == [
         "r: Widget/w: spec.size: unknown field"]
+
+
+# -- custom resources whose CRD comes in the same rendering ------------------------------------------------
+
+GADGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "gadgets.example.com"},
+    "spec": {"group": "example.com", "scope": "Namespaced",
+             "names": {"kind": "Gadget", "plural": "gadgets"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object",
+                 "properties": {
+                     "spec": {"type": "object", "required": ["size"], "properties": {
+                         "size": {"type": "integer"},
+                         "mode": {"type": "string", "pattern": "^(?i)(abort|warn)?$"},
+                         "note": {"type": "string", "nullable": True},
+                         "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                         "port": {"x-kubernetes-int-or-string": True,
+                                  "anyOf": [{"type": "integer"}, {"type": "string"}]}}}}}}}]}}
+
+
+def _gadget(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": "apps"},
+            "spec": spec}
+
+
+def test_custom_resource_is_checked_against_the_crd_shipped_with_it() -> None:
+    good = _gadget({"size": 2, "mode": "WARN", "note": None, "extra": {"anything": [1]}, "port": "http"})
+    assert validate_objects([GADGET_CRD, good], KUBE, CRDS) == []
+    bad = _gadget({"sise": 2, "mode": "stop", "port": [1]})
+    assert [v.line() for v in validate_objects([GADGET_CRD, bad], KUBE, CRDS, release="r")] == [
+        "r: Gadget/g: spec.size: required field is missing",
+        "r: Gadget/g: spec.sise: unknown field (did you mean 'size'?)",
+        "r: Gadget/g: spec.mode: 'stop' does not match '^(?i)(abort|warn)?$'",
+        "r: Gadget/g: spec.port: expected integer or string, got array [1]",
+    ]
+    # without its CRD in the same batch, nothing describes the kind
+    (alone,) = validate_objects([good], KUBE, CRDS, release="r")
+    assert alone.message.startswith("no schema for example.com/v1/Gadget: add schemas/crds/example.com_")
+
+
+def test_unknown_top_level_field_of_a_custom_resource_is_reported() -> None:
+    cr = {**_gadget({"size": 1}), "spek": {}}
+    assert [v.line() for v in validate_objects([GADGET_CRD, cr], KUBE, CRDS, release="r")] == [
+        "r: Gadget/g: spek: unknown field (did you mean 'spec'?)"]
+
+
+def test_broken_schema_is_a_violation_not_a_crash(tmp_path: Path) -> None:
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    (crds / "index.json").write_text(json.dumps({"example.com/v1/Widget": "w.json"}))
+    (crds / "w.json").write_text(json.dumps({"type": "object", "properties": {"spec": {"type": 7}}}))
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
+    (found,) = validate_objects([widget], KUBE, crds, release="r")
+    assert found.line().startswith("r: Widget/w: (object): cannot check: its schema is invalid at "
+                                   "properties.spec.type: ")

@@ -261,3 +261,18 @@ def render_all(project: Project) -> dict[str, tuple[Rendered, list[Violation]]]:
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
         results = list(pool.map(lambda n: check_release(project, project.release(n)), names))
     return dict(zip(names, results, strict=True))
+
+
+def summary(project: Project, rendered: Rendered, violations: list[Violation]) -> list[str]:
+    """What a task prints for one release: where the output went, why a chart was skipped, every violation."""
+    from homelab.violations import errors
+
+    where = project.layout.rel(project.layout.manifests / rendered.release)
+    chart = len(rendered.objects) - len(rendered.extra)
+    lines = [f"{rendered.release}: {len(rendered.objects)} object(s) ({chart} from the chart, "
+             f"{len(rendered.extra)} extra) -> {where}/, {len(errors(violations))} error(s), "
+             f"{len(violations) - len(errors(violations))} warning(s)"]
+    if rendered.note:
+        lines.append(f"{rendered.release}: note: {rendered.note}")
+    lines += [v.line() for v in violations]
+    return lines

@@ -260,3 +260,12 @@ def test_real_releases_render_without_errors(tmp_path: Path, monkeypatch: pytest
     for name, (out, _) in results.items():
         own_chart = "path" in (project.release(name).chart or {})
         assert out.chart_rendered == own_chart, (name, out.note)
+
+
+def test_summary_lines(tree: Tree, cache: Path) -> None:
+    project = load(tree)
+    out, found = render.check_release(project, project.release("webapp"))
+    assert render.summary(project, out, found) == [
+        "webapp: 1 object(s) (0 from the chart, 1 extra) -> build/sandbox/manifests/webapp/, 0 error(s), 0 warning(s)",
+        "webapp: note: chart webapp 1.0.0 is not in the chart cache: run `doit charts` where the chart repo is "
+        "reachable; extra manifests rendered only"]

@@ -105,15 +105,36 @@ def helm_template(project: Project, release: Release, chart: Path, values: dict[
         lines = [ln.strip() for ln in run.stderr.splitlines() if ln.strip() and "--debug" not in ln]
         detail = " ".join(lines).removeprefix("Error: ")[:500] or f"exit {run.returncode}"
         raise RenderError(redact.redact(f"helm template failed: {detail}"))
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        docs = [d for d in yaml.load_all(run.stdout, Loader=loader) if d is not None]
+        docs = [d for d in yaml.load_all(run.stdout, Loader=_loader()) if d is not None]
     except yaml.YAMLError as exc:
-        raise RenderError(f"helm template produced malformed YAML: {exc}") from None
+        raise RenderError(redact.redact(f"helm template produced malformed YAML: {exc}")) from None
     bad = [d for d in docs if not isinstance(d, dict)]
     if bad:
         raise RenderError(f"helm template produced a document that is not a mapping: {str(bad[0])[:60]!r}")
     return docs
+
+
+_LOADER: list[type] = []
+
+
+def _loader() -> type:
+    """A safe loader that leaves unquoted dates as strings, as the Kubernetes API reads them.
+
+    PyYAML would turn ``2024-01-01`` into a date, which is not JSON, and schema validation would then
+    report a string field holding a date.
+    """
+    if not _LOADER:
+        import yaml
+
+        base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        loader = type("NoTimestampLoader", (base,), {})
+        loader.yaml_implicit_resolvers = {  # type: ignore[attr-defined]
+            first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in base.yaml_implicit_resolvers.items()  # type: ignore[attr-defined]
+        }
+        _LOADER.append(loader)
+    return _LOADER[0]
 
 
 def _label(doc: dict[str, Any], release: str) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def test_standin_chart_renders_with_release_values(tree: Tree, cache: Path, stan
     caps = out.objects[3]["data"]
     # --kube-version from the inventory's k3s version, --api-versions from schemas/crds/index.json
     assert caps == {"kubeVersion": "v1.31.4", "serviceMonitorApi": "true", "ingressRouteGroup": "true",
-                    "namespace": "data"}
+                    "namespace": "data", "releaseDate": "2024-01-01"}
     assert out.objects[2]["stringData"] == {"password": "<secret:database.admin_password>"}
     # chart objects carry no tracking label: Helm tracks them
     assert all(render.RELEASE_LABEL not in (o["metadata"].get("labels") or {}) for o in out.objects)

@@ -20,6 +20,16 @@ def task_plan():
     return tasks.plan()
 
 
+def task_render():
+    """Render every release to build/<env>/manifests/, validate it and check policy (offline)."""
+    return tasks.render()
+
+
+def task_charts():
+    """Pull pinned remote charts into the chart cache and record their digests in charts.lock."""
+    return tasks.charts()
+
+
 def task_graph():
     """Write the task graph picture to docs/dag.dot and docs/dag.svg."""
     return tasks.graph()

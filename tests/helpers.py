@@ -31,6 +31,8 @@ class Tree:
             "HOMELAB_HOST_RUNNER": "tests.fakes.fake_hostrun",
             "PYTHONPATH": str(REPO),
             "PATH": f"{REPO / '.venv' / 'bin'}:{env.get('PATH', '')}",
+            # never a developer's own chart cache: tests see exactly the charts they put there
+            "HOMELAB_CHART_CACHE": str(self.config / "chart-cache"),
         })
         env.pop("HOMELAB_BUILD_DIR", None)
         env.update(extra)
@@ -72,6 +74,7 @@ def make_tree(tmp: Path, releases: Path | None = None, real_releases: bool = Fal
         (root / "deploys" / stage / "__init__.py").write_text(f'"""{stage} stage (test copy)."""\n')
     if real_releases:
         shutil.copytree(REPO / "releases", root / "releases")
+        shutil.copy(REPO / "charts.lock", root / "charts.lock")
         if (REPO / "charts").is_dir():
             shutil.copytree(REPO / "charts", root / "charts")
     else:

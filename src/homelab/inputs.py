@@ -17,7 +17,7 @@ from homelab.project import Project
 from homelab.stages import deploy_files
 
 # Bump when the release driver's behaviour changes in a way that must re-apply every release.
-RELEASE_DRIVER_VERSION = 1
+RELEASE_DRIVER_VERSION = 2
 
 
 def task_inputs(project: Project, task: str) -> dict[str, Any]:
@@ -69,6 +69,10 @@ def release_inputs(project: Project, name: str) -> dict[str, Any]:
     chart = dict(release.chart or {})
     if "path" in chart:
         chart["digest"] = release.chart_digest(project.layout.root)
+    else:
+        locked = project.chart_lock.get(release.name, {}).get("sha256")
+        if locked:
+            chart["lock_sha256"] = locked
     return {
         "kind": "release",
         "schema": schema.schema_version(project.schema_dir, "release.schema.json"),
@@ -78,7 +82,20 @@ def release_inputs(project: Project, name: str) -> dict[str, Any]:
         "inventory": inventory,
         "refs": refs,
         "secrets": secrets,
+        # rendered objects are validated against these: a schema fix re-validates every release
+        "crd_schemas": _crd_schema_digest(project),
     }
+
+
+_CRD_CACHE: dict[str, str] = {}
+
+
+def _crd_schema_digest(project: Project) -> str:
+    if "digest" not in _CRD_CACHE:
+        base = project.schema_dir / "crds"
+        files = sorted(base.glob("*.json")) if base.is_dir() else []
+        _CRD_CACHE["digest"] = digest({p.name: file_digest(p) for p in files})
+    return _CRD_CACHE["digest"]
 
 
 def export_value(project: Project, target: str) -> Any:

@@ -25,7 +25,7 @@ from homelab.releases import Release
 from homelab.secrets import Secrets
 from homelab.stages import Stage
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _STAGE_LISTS = ("after", "on_server", "roles", "reads", "secrets")  # Stage's tuple fields, in order
 
 
@@ -38,6 +38,7 @@ class Project:
     graph: Graph = field(default_factory=Graph)
     problems: list[Problem] = field(default_factory=list)
     secrets: Secrets | None = None
+    chart_lock: dict[str, dict[str, str]] = field(default_factory=dict)  # charts.lock: release -> pin + sha256
     from_cache: bool = False
 
     @property
@@ -83,6 +84,7 @@ class Project:
             "releases": [{"name": r.name, "rel_dir": r.rel_dir, "spec": r.spec, "values_file": r.values_file,
                           "manifests": r.manifests} for r in self.releases],
             "warnings": [asdict(p) for p in self.problems],
+            "chart_lock": self.chart_lock,
             # HMACs are not secret; caching them keeps pyrage and the decryption off the no-op path
             "hmacs": {name: self.secrets.hmac(name) for name in sorted(uses)},
         }
@@ -97,6 +99,7 @@ class Project:
         self.releases = [Release(r["name"], lay.root / r["rel_dir"], r["rel_dir"], r["spec"], r["values_file"],
                                  r["manifests"]) for r in cached["releases"]]
         self.problems = [Problem(**p) for p in cached["warnings"]]
+        self.chart_lock = dict(cached["chart_lock"])
         self.secrets = Secrets(lay)
         self.secrets.known_hmacs = dict(cached["hmacs"])
         self.graph = build_graph(self.inventory, self.stages, self.releases)
@@ -117,6 +120,7 @@ class Project:
         self.releases, problems = releases_mod.load_all(lay.root, self.schema_dir)
         self.problems += problems
         self.secrets = Secrets(lay)
+        self.problems += self._load_chart_lock()
         if self.inventory is None:
             return
         stage_names = [s.name for s in self.stages]
@@ -145,6 +149,17 @@ class Project:
                                              f"{lay.rel(lay.secrets_file)} and they are generated again"))
                 return
         self.problems += check_secrets(lay, uses)
+
+
+    def _load_chart_lock(self) -> list[Problem]:
+        from homelab import charts
+
+        try:
+            self.chart_lock = charts.read_lock(self)
+        except charts.ChartError as exc:
+            return [Problem(charts.LOCK_FILE, "", line, "fix it or delete it and run `doit charts`")
+                    for line in [*exc.messages, *exc.errors]]
+        return []
 
 
 def build_graph(inv: Inventory, stages: list[Stage], releases: list[Release]) -> Graph:
@@ -188,7 +203,7 @@ def _host_task_exists(name: str, stages: list[Stage], inv: Inventory) -> bool:
 def _fingerprint(lay: Layout) -> str:
     """Digest of every byte that validation depends on."""
     h = hashlib.sha256(b"homelab-inputs-v2\0")
-    paths = [lay.inventory, lay.root / "deploys" / "stages.yaml"]
+    paths = [lay.inventory, lay.root / "deploys" / "stages.yaml", lay.root / "charts.lock"]
     paths += sorted((lay.root / "schemas").glob("*.json"))
     rel_root = lay.root / "releases"
     if rel_root.is_dir():

@@ -138,29 +138,46 @@ def release_result(project: Project, name: str) -> dict[str, Any]:
 
 
 def run_release_task(project: Project, name: str) -> bool:
-    from homelab import resolve
+    """Render, validate and policy-check one release; apply it where a Kubernetes API exists."""
+    from homelab import render
+    from homelab.violations import errors
 
     release = project.release(name)
     for reason in why(project, name):
         print(f"  why: {reason}")
-    values = resolve.resolved_values(project, release)
-    manifests = resolve.resolved_manifests(project, release)
-    rendered_digest = digest({"chart": release.chart or {}, "values": values, "manifests": manifests})
+    rendered, found = render.check_release(project, release)
+    for line in render.summary(project, rendered, found)[1:]:
+        print(f"  {line}")
+    bad = errors(found)
+    if bad:
+        return _fail(name, f"{len(bad)} validation/policy error(s); nothing was applied (first: {bad[0].line()})")
+    applied = False
     if project.layout.env == "sandbox":
-        print(f"  {name}: resolved {len(manifests)} extra manifest(s); not applied: the sandbox has no "
-              "Kubernetes API (set HOMELAB_ENV=lab with a kubeconfig to apply)")
-        applied = False
+        print(f"  {name}: {len(rendered.objects)} object(s) rendered and validated; not applied: the sandbox "
+              "has no Kubernetes API (HOMELAB_ENV=lab with a kubeconfig applies)")
     else:
-        if not project.layout.kubeconfig.exists():
-            return _fail(name, f"no kubeconfig at {project.layout.rel(project.layout.kubeconfig)}: "
-                               "converge the k3s stage first")
+        kubeconfig = kubeconfig_path(project)
+        if not kubeconfig.exists():
+            return _fail(name, f"no kubeconfig at {project.layout.rel(kubeconfig)}: converge the k3s stage "
+                               "first or set HOMELAB_KUBECONFIG")
+        if release.chart and not rendered.chart_rendered:
+            return _fail(name, f"refusing to apply: {rendered.note}")
         return _fail(name, "applying releases to a cluster needs the Helm driver, which is not built yet")
     inputs, dig = current_inputs(project, name)
     result = release_result(project, name)
     stamps.write(project.layout.stamps, name, kind="release", input_digest=dig, result_digest=digest(result),
-                 inputs=inputs, result={**result, "rendered_digest": rendered_digest, "objects": len(manifests),
+                 inputs=inputs, result={**result, "rendered_digest": digest(rendered.objects),
+                                        "objects": len(rendered.objects), "chart_rendered": rendered.chart_rendered,
                                         "applied": applied}, applied=applied)
     return True
+
+
+def kubeconfig_path(project: Project) -> Any:
+    """The kubeconfig releases are applied with: HOMELAB_KUBECONFIG, else the one the k3s stage fetched."""
+    from pathlib import Path
+
+    override = os.environ.get("HOMELAB_KUBECONFIG")
+    return Path(override) if override else project.layout.kubeconfig
 
 
 # -- sandbox lifecycle -----------------------------------------------------------------------------------

@@ -120,6 +120,50 @@ def graph() -> TaskDict:
             "verbosity": 2}
 
 
+def render() -> TaskDict:
+    def action() -> Any:
+        from homelab import render as render_mod
+        from homelab.violations import errors as violation_errors
+
+        prj = project()
+        if not prj.ok:
+            return _refuse()
+        results = render_mod.render_all(prj)
+        count = 0
+        for _name, (rendered, found) in sorted(results.items()):
+            for line in render_mod.summary(prj, rendered, found):
+                print(line)
+            count += len(violation_errors(found))
+        if count:
+            return _failed(f"{count} validation/policy error(s) in rendered manifests")
+        print(f"render: {len(results)} release(s) rendered to {prj.layout.rel(prj.layout.manifests)}/ and valid")
+        return None
+
+    return {"actions": [action], "verbosity": 2,
+            "doc": "render every release offline, validate against Kubernetes and CRD schemas, check policy"}
+
+
+def charts() -> TaskDict:
+    def action() -> Any:
+        from homelab import charts as charts_mod
+
+        prj = project()
+        if not prj.ok:
+            return _refuse()
+        try:
+            messages = charts_mod.pull(prj)
+        except charts_mod.ChartError as exc:
+            for line in [*exc.messages, *exc.errors]:
+                print(line)
+            return _failed(f"{len(exc.errors)} chart(s) could not be pulled or verified")
+        for line in messages:
+            print(line)
+        return None
+
+    return {"actions": [action], "verbosity": 2,
+            "doc": "pull pinned remote charts into the cache and verify them against charts.lock (network)"}
+
+
 # -- stage tasks -------------------------------------------------------------------------------------
 
 def _stage_names_from_files(root: Path) -> list[str]:

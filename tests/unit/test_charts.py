@@ -245,8 +245,13 @@ def test_own_chart_is_located_in_charts_dir(tree: Tree) -> None:
 
 def test_malformed_lock_is_reported(tree: Tree, cache: Path) -> None:
     tree.write("charts.lock", "charts: [not, a, mapping]\n")
+    project = Project.load(paths.layout("sandbox", tree.root))
+    assert not project.ok  # a broken lock blocks every action, like any other bad input
+    assert [p.line() for p in project.problems] == [
+        "charts.lock: (file): charts.lock: expected a mapping with a 'charts' mapping "
+        "(fix it or delete it and run `doit charts`)"]
     with pytest.raises(charts.ChartError, match=r"charts\.lock: expected a mapping"):
-        charts.read_lock(load(tree))
+        charts.read_lock(project)
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -317,7 +317,10 @@ def test_vllm_one_deployment_per_model_on_the_gpu() -> None:
         svc = one("vllm", "Service", f"vllm-{model}")
         assert svc["spec"]["selector"] == {"app": "vllm", "model": model}
         assert [p["port"] for p in svc["spec"]["ports"]] == [8000]
-    assert one("vllm", "Service", "vllm")["spec"]["selector"] == {"app": "vllm"}
+    umbrella = one("vllm", "Service", "vllm")
+    assert umbrella["spec"]["selector"] == {"app": "vllm"}
+    # degradation target, and through the reference vLLM is ordered after Ollama (story 12.5)
+    assert umbrella["metadata"]["annotations"]["homelab/cpu-fallback"] == release("ollama").exports["url"]["value"]
 
 
 def test_vllm_replicas_are_values_with_one_model_resident() -> None:

@@ -24,7 +24,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $t := get $.Values.timeouts .tier }}
 {{- $params := dict "model" .model "api_base" .apiBase "timeout" $t.timeout "stream_timeout" $t.streamTimeout }}
 {{- if eq .tier "gpu" }}{{- $_ := set $params "api_key" "none" }}{{- end }}
-{{- $models = append $models (dict "model_name" .name "litellm_params" $params "model_info" (dict "tier" .tier)) }}
+{{- $models = append $models (dict "model_name" .name "litellm_params" $params) }}
 {{- $names = append $names .name }}
 {{- end }}
 {{- $fallbacks := list }}

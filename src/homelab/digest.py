@@ -16,5 +16,11 @@ def digest(data: Any) -> str:
     return hashlib.sha256(canonical(data).encode()).hexdigest()
 
 
+_FILE_DIGESTS: dict[Path, str] = {}
+
+
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a file's bytes, once per process (code files do not change during a run)."""
+    if path not in _FILE_DIGESTS:
+        _FILE_DIGESTS[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _FILE_DIGESTS[path]

@@ -26,6 +26,9 @@ class Release:
     spec: dict[str, Any]  # parsed release.yaml
     values_file: dict[str, Any]  # parsed values.yaml ({} when absent)
     manifests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # rel path -> documents
+    # derived once per run: the graph, the inputs and the rules all ask for them
+    _placeholders: list[tuple[str, Placeholder]] | None = field(default=None, repr=False, compare=False)
+    _chart_digest: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def namespace(self) -> str:
@@ -58,6 +61,11 @@ class Release:
 
     def placeholders(self) -> list[tuple[str, Placeholder]]:
         """(file, placeholder) for every placeholder in release.yaml, values.yaml and manifests."""
+        if self._placeholders is None:
+            self._placeholders = self._find_placeholders()
+        return self._placeholders
+
+    def _find_placeholders(self) -> list[tuple[str, Placeholder]]:
         out: list[tuple[str, Placeholder]] = []
         out += [(f"{self.rel_dir}/release.yaml", p) for p in find(self.spec)]
         out += [(f"{self.rel_dir}/values.yaml", p) for p in find(self.values_file)]
@@ -70,12 +78,14 @@ class Release:
         chart = self.chart or {}
         if "path" not in chart:
             return ""
-        base = root / chart["path"]
-        h = hashlib.sha256()
-        for p in sorted(base.rglob("*")):
-            if p.is_file():
-                h.update(str(p.relative_to(base)).encode() + b"\0" + p.read_bytes() + b"\0")
-        return h.hexdigest()
+        if self._chart_digest is None:
+            base = root / chart["path"]
+            h = hashlib.sha256()
+            for p in sorted(base.rglob("*")):
+                if p.is_file():
+                    h.update(str(p.relative_to(base)).encode() + b"\0" + p.read_bytes() + b"\0")
+            self._chart_digest = h.hexdigest()
+        return self._chart_digest
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

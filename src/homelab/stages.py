@@ -58,8 +58,17 @@ def load(root: Path) -> tuple[list[Stage], list[Problem]]:
     return stages, problems
 
 
+_FILES: dict[tuple[Path, str], list[Path]] = {}
+
+
 def deploy_files(root: Path, stage: str) -> list[Path]:
     """The code a stage runs: its deploy package and the shared host operations and facts."""
+    if (root, stage) not in _FILES:
+        _FILES[(root, stage)] = _list_deploy_files(root, stage)
+    return _FILES[(root, stage)]
+
+
+def _list_deploy_files(root: Path, stage: str) -> list[Path]:
     files = sorted(p for p in (root / "deploys" / stage).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     shared = root / "src" / "homelab" / "hostops"
     if shared.is_dir():

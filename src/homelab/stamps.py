@@ -23,8 +23,19 @@ def stamp_path(stamp_dir: Path, task: str) -> Path:
     return stamp_dir / (task.replace("/", "_") + ".json")
 
 
+# Stamps read in this process, kept in step by write() and remove(): one run asks for the same upstream
+# stamp once per downstream task.
+_READ: dict[Path, dict[str, Any] | None] = {}
+
+
 def read(stamp_dir: Path, task: str) -> dict[str, Any] | None:
     path = stamp_path(stamp_dir, task)
+    if path not in _READ:
+        _READ[path] = _read_file(path)
+    return _READ[path]
+
+
+def _read_file(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -57,6 +68,7 @@ def write(stamp_dir: Path, task: str, *, kind: str, input_digest: str, result_di
     text = json.dumps(json.loads(canonical(data)), indent=1, sort_keys=True) + "\n"
     path = stamp_path(stamp_dir, task)
     write_text_atomic(path, redact.redact(text), mode=0o600)
+    _READ.pop(path, None)
     return path
 
 
@@ -64,6 +76,7 @@ def remove(stamp_dir: Path, tasks: list[str]) -> list[str]:
     removed = []
     for task in tasks:
         path = stamp_path(stamp_dir, task)
+        _READ.pop(path, None)
         if path.exists():
             path.unlink()
             removed.append(task)

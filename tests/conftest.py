@@ -9,6 +9,8 @@ import pytest
 from homelab import paths, redact
 from tests.helpers import Tree, make_tree
 
+pytest_plugins = ["tests.fakeapi.plugin"]
+
 
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:

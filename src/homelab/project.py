@@ -182,11 +182,9 @@ def build_graph(inv: Inventory, stages: list[Stage], releases: list[Release]) ->
         release_deps: list[str] = []
         for need in r.needs:
             release_deps += stage_members.get(need, [need] if need not in {s.name for s in stages} else [])
-        for _, ph in r.placeholders():
-            if ph.kind == "ref":
-                producer = ph.target.split(".", 1)[0]
-                if producer != r.name and producer not in release_deps:
-                    release_deps.append(producer)
+        # sorted: placeholder order follows dict order, which differs between a fresh and a cached load
+        referenced = sorted({ph.target.split(".", 1)[0] for _, ph in r.placeholders() if ph.kind == "ref"})
+        release_deps += [p for p in referenced if p != r.name and p not in release_deps]
         graph.add(Node(r.name, "release", r.description, release_deps))
     return graph
 

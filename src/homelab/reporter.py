@@ -28,8 +28,11 @@ class HomelabReporter:
         self.errors: list[str] = []
 
     def _write(self, text: str) -> None:
-        self.outstream.write(redact.redact(text))
-        self.outstream.flush()
+        try:
+            self.outstream.write(redact.redact(text))
+            self.outstream.flush()
+        except BrokenPipeError:
+            pass  # `doit ... | head` closed the pipe: the run itself must not fail for it
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         pass

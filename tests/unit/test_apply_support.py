@@ -137,10 +137,25 @@ webhooks:
 """
 
 
+# real releases set image as a string or as a map; helm create's template reads only the map
+_TOLERANT_IMAGE = {
+    'image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"':
+        'image: {{ if kindIs "string" .Values.image }}{{ .Values.image | quote }}{{ else }}"{{ .Values.image.repository'
+        ' }}:{{ .Values.image.tag | default .Chart.AppVersion }}"{{ end }}',
+    "imagePullPolicy: {{ .Values.image.pullPolicy }}":
+        'imagePullPolicy: {{ if kindIs "map" .Values.image }}{{ .Values.image.pullPolicy | default "IfNotPresent" }}'
+        "{{ else }}IfNotPresent{{ end }}",
+}
+
+
 def build_standin(name: str, version: str, dest: Path, work: Path, *, crds: Iterable[dict[str, Any]] = (),
                   webhook_group: str = "", package: bool = True) -> Path:
     """``helm create`` + tests/fixtures/charts/overlay (+ CRDs in crds/, + a validating webhook Service and
-    configuration for ``webhook_group``), packaged as ``dest/<name>-<version>.tgz`` (or the directory)."""
+    configuration for ``webhook_group``), packaged as ``dest/<name>-<version>.tgz`` (or the directory).
+
+    The Deployment is ``<release>-<name>`` (just ``<release>`` when the release name contains ``name``); its
+    image may be given as a string or as helm create's {repository, tag} map.
+    """
     src = work / f"{name}-{version}"
     if src.exists():
         shutil.rmtree(src)
@@ -150,6 +165,12 @@ def build_standin(name: str, version: str, dest: Path, work: Path, *, crds: Iter
     text = chart_yaml.read_text().replace(f"name: {src.name}", f"name: {name}")
     chart_yaml.write_text(text.replace("\nversion: 0.1.0", f"\nversion: {version}"))
     shutil.copytree(OVERLAY, src, dirs_exist_ok=True)
+    deployment = src / "templates" / "deployment.yaml"
+    text = deployment.read_text()
+    for old, new in _TOLERANT_IMAGE.items():
+        assert old in text, f"helm create changed its deployment template: {old!r} not found"
+        text = text.replace(old, new)
+    deployment.write_text(text)
     for i, crd in enumerate(crds):
         (src / "crds" / f"zz-{i:02d}-{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd))
     if webhook_group:

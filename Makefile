@@ -3,7 +3,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-APT_PACKAGES := mmdebstrap systemd-container iproute2 openssh-client dpkg-dev graphviz
+APT_PACKAGES := mmdebstrap systemd-container iproute2 openssh-client dpkg-dev graphviz nginx-light postgresql
 
 .PHONY: setup venv apt-packages kube-binaries sandbox-image test lint typecheck unit bench clean
 

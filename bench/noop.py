@@ -83,7 +83,10 @@ def main() -> None:
     group.add_argument("--fake-hosts", action="store_true")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
-    mode = "real" if args.real else "fake-hosts" if args.fake_hosts else ("real" if _real_available() else "fake-hosts")
+    if args.real or args.fake_hosts:
+        mode = "real" if args.real else "fake-hosts"
+    else:
+        mode = "real" if _real_available() else "fake-hosts"
     result = measure(mode)
     if args.json:
         print(json.dumps(result))

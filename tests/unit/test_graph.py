@@ -6,7 +6,9 @@ Refresh the snapshot after an intended change with: UPDATE_SNAPSHOTS=1 pytest te
 
 from __future__ import annotations
 
+import itertools
 import os
+
 import pytest
 
 from homelab import paths, redact
@@ -43,7 +45,7 @@ def _position(order: list[str], stage: str) -> tuple[int, int]:
 def test_design_card_chain_is_the_topological_order(projects: dict[str, Project], env: str) -> None:
     project = projects[env]
     order = project.graph.topo_order()
-    for before, after in zip(CHAIN, CHAIN[1:], strict=False):
+    for before, after in itertools.pairwise(CHAIN):
         assert _position(order, before)[1] < _position(order, after)[0], f"{before} must finish before {after}"
         # and it is a real edge path, not an accident of tie-breaking
         assert _reaches(project.graph, after, before), f"{after} does not depend on {before}"

@@ -45,7 +45,8 @@ def measure(mode: str) -> dict[str, object]:
     if mode == "fake-hosts":
         tmp = tempfile.TemporaryDirectory(prefix="homelab-bench-")
         cwd = Path(tmp.name) / "repo"
-        shutil.copytree(REPO, cwd, ignore=shutil.ignore_patterns("build", ".venv", ".git", "__pycache__", "sandbox.age"))
+        skip = shutil.ignore_patterns("build", ".venv", ".git", "__pycache__", "sandbox.age")
+        shutil.copytree(REPO, cwd, ignore=skip)
         env.update(HOMELAB_REPO=str(cwd), HOMELAB_HOST_RUNNER="tests.fakes.fake_hostrun",
                    HOMELAB_CONFIG_DIR=str(Path(tmp.name) / "config"))
     try:

@@ -30,9 +30,9 @@ def task_charts():
     return tasks.charts()
 
 
-def task_graph():
-    """Write the task graph picture to docs/dag.dot and docs/dag.svg."""
-    return tasks.graph()
+def task_docs():
+    """Regenerate docs/components.md and the DAG picture (docs/dag.dot, docs/dag.svg)."""
+    return tasks.docs()
 
 
 def task_host_stages():

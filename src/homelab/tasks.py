@@ -105,19 +105,22 @@ def plan() -> TaskDict:
                         "help": "also dry-run every converged host stage over SSH and list drifted operations"}]}
 
 
-def graph() -> TaskDict:
+def docs() -> TaskDict:
     def action() -> Any:
-        from homelab import dag
+        from homelab import dag, docsgen
+        from homelab.atomic import write_text_atomic
 
         prj = project()
         if not prj.ok:
             return _refuse()
-        written = dag.write(prj, prj.layout.root / "docs")
-        print("graph: wrote " + ", ".join(prj.layout.rel(p) for p in written))
+        target = prj.layout.root / "docs" / "components.md"
+        write_text_atomic(target, docsgen.render(prj))
+        written = [target, *dag.write(prj, prj.layout.root / "docs")]
+        print("docs: wrote " + ", ".join(prj.layout.rel(p) for p in written))
         return None
 
-    return {"actions": [action], "doc": "write the task graph picture (docs/dag.dot, docs/dag.svg)",
-            "verbosity": 2}
+    return {"actions": [action], "verbosity": 2,
+            "doc": "regenerate docs/components.md and the DAG picture from the releases and the graph"}
 
 
 def render() -> TaskDict:

@@ -95,8 +95,17 @@ def test_lab_problems_are_only_missing_secrets(projects: dict[str, Project]) -> 
 
 def test_dag_picture_is_current(projects: dict[str, Project]) -> None:
     dot = REPO / "docs" / "dag.dot"
-    assert dot.exists(), "run `doit graph` and commit docs/dag.dot and docs/dag.svg"
-    assert dot.read_text() == projects["sandbox"].graph.to_dot(), "docs/dag.dot is stale: run `doit graph`"
+    assert dot.exists(), "run `doit docs` and commit docs/dag.dot and docs/dag.svg"
+    assert dot.read_text() == projects["sandbox"].graph.to_dot(), "docs/dag.dot is stale: run `doit docs`"
+
+
+def test_component_docs_are_current(projects: dict[str, Project]) -> None:
+    from homelab import docsgen
+
+    committed = (REPO / "docs" / "components.md").read_text()
+    assert committed == docsgen.render(projects["sandbox"]), "docs/components.md is stale: run `doit docs`"
+    for release in projects["sandbox"].releases:
+        assert f"## {release.name}\n" in committed
 
 
 def test_topo_order_breaks_ties_by_declaration_and_reports_cycles() -> None:

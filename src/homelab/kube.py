@@ -302,8 +302,10 @@ def apply_objects(objects: list[dict[str, Any]], kubeconfig: Path, *, release: s
     _ensure_namespaces(dyn, namespaces, report, release)
     if wait_webhooks:
         for hook in webhook_services(dyn, wanted):
-            report.messages.append(wait_for_webhook(hook.name, hook.namespace, kubeconfig,
-                                                    max(1.0, deadline - time.monotonic()), why=hook))
+            message, waited = _await_webhook(hook.name, hook.namespace, kubeconfig,
+                                             max(1.0, deadline - time.monotonic()), hook)
+            if waited >= POLL_SECONDS:  # a webhook that was ready all along is not news
+                report.messages.append(message)
     for obj in wanted:
         api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
         resource = resources.get((api_version, kind))
@@ -469,6 +471,11 @@ def _poll(check: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, 
 def wait_for_webhook(service: str, namespace: str, kubeconfig: Path, timeout: float,
                      *, why: WebhookService | None = None) -> str:
     """Wait until a pod behind the webhook Service is Ready; one line, or KubeError on timeout."""
+    return _await_webhook(service, namespace, kubeconfig, timeout, why)[0]
+
+
+def _await_webhook(service: str, namespace: str, kubeconfig: Path, timeout: float,
+                   why: WebhookService | None) -> tuple[str, float]:
     dyn = connect(kubeconfig)
     services = _builtin(dyn, "v1", "Service")
     pods = _builtin(dyn, "v1", "Pod")
@@ -492,7 +499,7 @@ def wait_for_webhook(service: str, namespace: str, kubeconfig: Path, timeout: fl
     done, detail, waited = _poll(check, timeout)
     purpose = f" ({why.configuration}, admits {', '.join(why.kinds)})" if why else ""
     if done:
-        return f"webhook Service {namespace}/{service}{purpose} ready after {waited:.1f}s"
+        return f"webhook Service {namespace}/{service}{purpose} ready after {waited:.1f}s", waited
     behind = "; ".join(_workloads_behind(dyn, namespace, selector)) if selector else ""
     raise KubeError(f"timed out after {timeout:.0f}s waiting for webhook Service {namespace}/{service}{purpose}: "
                     f"{detail}{' - ' + behind if behind else ''}; its objects were not applied")

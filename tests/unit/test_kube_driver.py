@@ -155,6 +155,13 @@ def test_webhook_services_are_derived_from_the_cluster(fake_api: FakeApiServer, 
 def test_apply_waits_for_the_webhook_before_its_objects(fake_api: FakeApiServer, fake_kubeconfig: Path) -> None:
     _webhook(fake_api, ready=True)
     report = kube.apply_objects([pool()], fake_kubeconfig, release="metallb")
+    assert report.messages == ["created IPAddressPool infra/homelab-pool"]  # ready all along: nothing to say
+
+
+def test_apply_waits_for_a_webhook_that_becomes_ready(fake_api: FakeApiServer, fake_kubeconfig: Path) -> None:
+    fake_api.ready_after("Deployment", "metallb-controller", 1.0)
+    _webhook(fake_api, ready=True)
+    report = kube.apply_objects([pool()], fake_kubeconfig, release="metallb")
     assert report.messages[0].startswith("webhook Service infra/metallb-webhook-service "
                                          "(ValidatingWebhookConfiguration metallb-webhook-configuration, admits "
                                          "IPAddressPool) ready after ")

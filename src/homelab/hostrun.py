@@ -10,6 +10,9 @@ environment variable or a file on the controller. Real runs execute without pyin
 detection pass (like ``pyinfra -y``): facts are read once, right before each operation, so an operation sees
 what the previous ones did. Dry runs do only the detection pass (like ``pyinfra --dry``) and report the
 operations that would change.
+
+pyinfra keeps its current state in process-global context objects, so ``run_stage`` calls must not overlap
+in threads of one process; the engine runs one at a time (parallel tasks need separate processes).
 """
 
 from __future__ import annotations

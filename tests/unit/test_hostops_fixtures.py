@@ -8,7 +8,8 @@
   "noops": [...]}`` or ``"exception": {"name", "message"}``: given those facts (for a fact with arguments, a
   map from ``"arg=value, ..."`` to its value; otherwise the value), the operation yields exactly
   ``commands`` (a command fed on stdin is ``{"command", "stdin"}``) and reports exactly ``noops``.
-  ``host_data.homelab_secrets`` values become ``Secret`` objects, as the runner passes them.
+  ``host_data.homelab_secrets`` values become ``Secret`` objects, as the runner passes them. ``"executing":
+  false`` runs the operation as in a dry run's change detection (default: the execution pass).
 
 Set HOSTOPS_FIXTURES_WRITE=1 to write the current output into the fixtures (then review the diff).
 """
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 from pyinfra.api.command import StringCommand
 from pyinfra.api.facts import FactBase
-from pyinfra.context import ctx_host
+from pyinfra.context import ctx_host, ctx_state
 
 from homelab.hostops import facts, operations
 from homelab.hostops.secretvalue import Secret
@@ -110,6 +111,13 @@ class FakeHost:
         return values[key]
 
 
+class FakeState:
+    """The part of pyinfra's State an operation body reads: whether this is the execution pass."""
+
+    def __init__(self, executing: bool) -> None:
+        self.is_executing = executing
+
+
 def _command_json(command: Any) -> Any:
     if isinstance(command, str):
         return command.strip()
@@ -158,7 +166,8 @@ def _check_operation(op: Any, path: Path, case: dict[str, Any]) -> None:
     host = FakeHost(case.get("host", "sbx-test"), _host_data(case.get("host_data", {})), case.get("facts", {}))
     got_exception: dict[str, str] | None = None
     commands: list[Any] = []
-    with ctx_host.use(host):
+    # "executing": false replays the change-detection pass of a dry run
+    with ctx_host.use(host), ctx_state.use(FakeState(case.get("executing", True))):
         try:
             commands = [_command_json(c) for c in op._inner(*case.get("args", []), **case.get("kwargs", {}))]
         except Exception as exc:

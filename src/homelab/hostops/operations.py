@@ -28,7 +28,7 @@ import yaml
 from pyinfra.api.command import QuoteString, StringCommand
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.operation import OperationMeta, operation
-from pyinfra.context import host
+from pyinfra.context import host, state
 
 from homelab.hostops import facts
 from homelab.hostops.secretvalue import Secret
@@ -36,6 +36,7 @@ from homelab.hostops.secretvalue import Secret
 Commands = Generator[StringCommand | str, None, None]
 
 STANDIN_PREFIX = "stand-in"
+PENDING = "pending-tailscale-ip"  # stands for an address a dry run cannot know yet
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_VALUE = re.compile(r"^[A-Za-z0-9.,/:_*-]*$")
 _UFW_RULE = re.compile(r"^(allow|deny|limit) [A-Za-z0-9./: -]+$")
@@ -599,7 +600,10 @@ def k3s_config(
     """
     ts_ip = host.get_fact(facts.TailscaleIPv4) or fallback_tailscale_ip
     if not ts_ip:
-        raise OperationError("no Tailscale IPv4 on this host: converge the tailscale stage first")
+        if state.is_executing:
+            raise OperationError("no Tailscale IPv4 on this host: converge the tailscale stage first")
+        # A dry run before the tailscale stage: plan the file with a marker instead of failing the plan.
+        ts_ip = PENDING
     config: dict[str, Any] = {}
     if role == "server":
         cluster = host.get_fact(facts.K3sClusterState, address=lan_ip, port=api_port, config_path=path)
@@ -608,7 +612,9 @@ def k3s_config(
         config["tls-san"] = [ts_ip, lan_ip]
     elif role == "agent":
         if not server_tailscale_ip:
-            raise OperationError("agent needs the server's Tailscale IP (upstream server_tailscale_ip)")
+            if state.is_executing:
+                raise OperationError("agent needs the server's Tailscale IP (upstream server_tailscale_ip)")
+            server_tailscale_ip = PENDING
         config["server"] = f"https://{server_tailscale_ip}:{api_port}"
     else:
         raise OperationError(f"unknown k3s role {role!r}")

@@ -71,7 +71,7 @@ def apply_release(project: Project, release: Release, kubeconfig: Path, *, timeo
 
     ``kinds_before`` defaults to the ``applied_kinds`` of the release's stamp.
     """
-    from homelab import helm
+    from homelab import helm, kube
     from homelab.binaries import BinaryNotFound
 
     started = time.monotonic()
@@ -83,10 +83,11 @@ def apply_release(project: Project, release: Release, kubeconfig: Path, *, timeo
             _helm_step(project, release, kubeconfig, wait, result)
         if result.ok:
             _manifest_step(project, release, kubeconfig, wait, before, result)
-    except (helm.HelmError, BinaryNotFound) as exc:
+    except (helm.HelmError, BinaryNotFound, kube.KubeError) as exc:
         result.ok, result.error = False, redact.redact(str(exc))
-    except Exception as exc:  # KubeError and client errors: one line, never a traceback with values in it
-        result.ok, result.error = False, redact.redact(" ".join(str(exc).split())[:600] or type(exc).__name__)
+    except Exception as exc:  # anything else: still one line, never a traceback that could show a value
+        detail = " ".join(str(exc).split())[:600]
+        result.ok, result.error = False, redact.redact(f"{release.name}: {type(exc).__name__}: {detail}")
     result.seconds = time.monotonic() - started
     return result
 

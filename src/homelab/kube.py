@@ -19,6 +19,7 @@ The kubernetes client is imported lazily (about 0.5 s): a run that applies nothi
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -110,7 +111,7 @@ def same_object(key: ObjectKey) -> Identity:
 
 def labelled(obj: dict[str, Any], release: str) -> dict[str, Any]:
     """A copy of ``obj`` carrying ``homelab.dev/release: <release>``."""
-    out: dict[str, Any] = json.loads(json.dumps(obj))
+    out = copy.deepcopy(obj)  # not a JSON round trip: YAML may hold dates
     meta = out.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), RELEASE_LABEL: release}
     return out
@@ -325,7 +326,7 @@ def apply_objects(objects: list[dict[str, Any]], kubeconfig: Path, *, release: s
 
 def _apply_one(dyn: Any, resource: Any, obj: dict[str, Any], existing: dict[tuple[str, str, str, str],
                tuple[ObjectKey, str]], deadline: float, report: ApplyReport) -> Applied:
-    body = json.loads(json.dumps(obj))
+    body = copy.deepcopy(obj)
     meta = body["metadata"]
     if not resource.namespaced:
         meta.pop("namespace", None)

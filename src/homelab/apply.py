@@ -42,8 +42,11 @@ class ApplyResult:
     seconds: float = 0.0
 
     def stamp_result(self) -> dict[str, Any]:
-        """Secret-free summary for the stamp's ``result`` (``applied_kinds`` is read back by the next run)."""
-        return {"revision": self.revision, "status": self.status, "objects": list(self.objects),
+        """Secret-free keys to merge into the stamp's ``result`` (``applied_kinds`` is read back by the next run).
+
+        Not part of the result digest: a new helm revision is not something downstream releases consume.
+        """
+        return {"helm_revision": self.revision, "helm_status": self.status, "applied_objects": list(self.objects),
                 "applied_kinds": list(self.applied_kinds)}
 
 
@@ -69,14 +72,15 @@ def apply_release(project: Project, release: Release, kubeconfig: Path, *, timeo
                   kinds_before: list[str] | None = None) -> ApplyResult:
     """Converge one release; never raises for a cluster-side failure (``ok`` False, ``error`` one line).
 
-    ``kinds_before`` defaults to the ``applied_kinds`` of the release's stamp.
+    ``timeout`` (a helm duration) defaults to ``HOMELAB_APPLY_TIMEOUT`` (tests, impatient operators), else the
+    release's ``timeout:``, else 5m. ``kinds_before`` defaults to the ``applied_kinds`` of the release's stamp.
     """
     from homelab import helm, kube
     from homelab.binaries import BinaryNotFound
 
     started = time.monotonic()
     result = ApplyResult(release.name)
-    wait = timeout or str(release.spec.get("timeout") or DEFAULT_TIMEOUT)
+    wait = timeout or os.environ.get("HOMELAB_APPLY_TIMEOUT") or str(release.spec.get("timeout") or DEFAULT_TIMEOUT)
     before = previous_kinds(project, release) if kinds_before is None else list(kinds_before)
     try:
         if release.chart is not None:

@@ -78,7 +78,8 @@ def test_fresh_install_then_upgrade(tree: Tree, cache: Path, tmp_path: Path, clu
     secret = cluster.api.store.find("Secret", "database-auth", "data")
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert password == project.secrets.value("database.admin_password")  # type: ignore[union-attr]
-    assert result.stamp_result() == {"revision": 1, "status": "deployed", "objects": [], "applied_kinds": []}
+    assert result.stamp_result() == {"helm_revision": 1, "helm_status": "deployed", "applied_objects": [],
+                                     "applied_kinds": []}
     # the chart is the verified cached archive: no --version, no repository access
     (argv,) = [a for a in cluster.helm.argv() if a[0] == "upgrade"]
     assert argv[3] == str(cache / "postgresql-16.4.2.tgz") and "--version" not in argv
@@ -137,11 +138,12 @@ def test_pending_upgrade_is_recovered_then_upgraded(tree: Tree, cache: Path, tmp
 
 
 def test_never_ready_install_is_rolled_back_with_one_line(tree: Tree, cache: Path, tmp_path: Path,
-                                                          cluster: Cluster) -> None:
+                                                          cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     tree.write("releases/database/manifests/app-secret.yaml", APP_SECRET)
     project = staged(tree, cache, tmp_path, "database")
     cluster.api.never_ready("Deployment", "database-postgresql")
-    result = run(project, cluster, "database", timeout="2s")
+    monkeypatch.setenv("HOMELAB_APPLY_TIMEOUT", "2s")  # instead of the release's timeout (5m by default)
+    result = run(project, cluster, "database")
     assert not result.ok and "\n" not in result.error
     assert result.error.startswith("helm upgrade database failed: release database failed, and has been uninstalled "
                                    "due to rollback-on-failure being set: resource Deployment/data/"
@@ -149,6 +151,8 @@ def test_never_ready_install_is_rolled_back_with_one_line(tree: Tree, cache: Pat
     assert result.error.endswith("[no release is left]")
     assert cluster.api.helm_releases() == []
     assert cluster.api.store.find("Secret", "app-db", "data") is None  # extra manifests wait for a good chart
+    (argv,) = [a for a in cluster.helm.argv() if a[0] == "upgrade"]
+    assert argv[argv.index("--timeout") + 1] == "2s"
 
 
 def test_extra_manifests_applied_unchanged_and_pruned(tree: Tree, cache: Path, tmp_path: Path,

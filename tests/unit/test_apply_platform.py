@@ -54,5 +54,5 @@ def test_all_real_releases_apply_in_graph_order(tmp_path: Path, cluster: Cluster
     for release in project.releases:
         if release.manifests:
             stamp = stamps.read(project.layout.stamps, release.name)
-            assert stamp is not None and stamp["result"]["objects"], release.name
+            assert stamp is not None and stamp["result"]["applied_objects"], release.name
             assert stamp["result"]["applied_kinds"], release.name

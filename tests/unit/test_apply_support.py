@@ -148,6 +148,13 @@ _TOLERANT_IMAGE = {
 }
 
 
+_DEFAULT_RESOURCES = """\
+resources:
+  requests: {cpu: 10m, memory: 32Mi}
+  limits: {cpu: 100m, memory: 64Mi}
+"""
+
+
 def build_standin(name: str, version: str, dest: Path, work: Path, *, crds: Iterable[dict[str, Any]] = (),
                   webhook_group: str = "", package: bool = True) -> Path:
     """``helm create`` + tests/fixtures/charts/overlay (+ CRDs in crds/, + a validating webhook Service and
@@ -171,6 +178,10 @@ def build_standin(name: str, version: str, dest: Path, work: Path, *, crds: Iter
         assert old in text, f"helm create changed its deployment template: {old!r} not found"
         text = text.replace(old, new)
     deployment.write_text(text)
+    values = src / "values.yaml"
+    assert "\nresources: {}\n" in values.read_text(), "helm create changed its values.yaml"
+    # the lab's policy wants requests and limits on every container; real charts set them in nested keys
+    values.write_text(values.read_text().replace("\nresources: {}\n", "\n" + _DEFAULT_RESOURCES))
     for i, crd in enumerate(crds):
         (src / "crds" / f"zz-{i:02d}-{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd))
     if webhook_group:

@@ -294,7 +294,9 @@ def _failure(
     if started and started[-1] in state.ops[host]:
         meta = state.ops[host][started[-1]].operation_meta
         if meta.is_complete():
-            lines = [line for line in meta.stderr_lines + meta.stdout_lines if line.strip()]
+            # the last stderr line names the problem (apt's "E: ...", mkdir's "cannot create"); stdout if silent
+            errors = [line for line in meta.stderr_lines if line.strip()]
+            lines = errors or [line for line in meta.stdout_lines if line.strip()]
             detail = lines[-1] if lines else ""
     if not detail:
         text = str(exc)

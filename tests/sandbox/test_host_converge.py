@@ -10,6 +10,8 @@ reason otherwise.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import os
 import stat
@@ -191,3 +193,49 @@ def test_drift_is_planned_for_exactly_that_host(converged_hosts: Converged) -> N
     repaired = [r for r in _converge_all(converged_hosts) if r.changed]
     assert [(r.host, r.stage, r.changed) for r in repaired] == [(DRIFT_HOST, "vm", 1), (DRIFT_HOST, "k3s", 1)]
     assert [line for r in _converge_all(converged_hosts, dry=True) for line in r.planned] == []
+
+
+def test_rotated_token_rewrites_file_and_restarts_agent(converged_hosts: Converged) -> None:
+    from homelab.hostrun import run_stage
+
+    host = "sbx-worker-02"
+    rotated = dict(SECRETS, **{"k3s.token": "K10CANARYrotated0123456789"})
+    result = run_stage(converged_hosts.inventory, "k3s", host, secrets=rotated,
+                       upstream=_upstream(converged_hosts, "k3s", host), ssh_config=converged_hosts.ssh_config)
+    assert result.ok and result.changed == 2  # the token file, then the restart it triggers
+    digest = _ssh(converged_hosts, host, "sha256sum < /etc/rancher/k3s/token").split()[0]
+    assert digest == hashlib.sha256(b"K10CANARYrotated0123456789\n").hexdigest()
+    back = run_stage(converged_hosts.inventory, "k3s", host, secrets=SECRETS,
+                     upstream=_upstream(converged_hosts, "k3s", host), ssh_config=converged_hosts.ssh_config)
+    assert back.ok and back.changed == 2
+
+
+def test_failures_are_one_line_naming_host_and_cause(converged_hosts: Converged, tmp_path: Path) -> None:
+    from homelab.hostrun import run_stage
+
+    inventory = converged_hosts.inventory
+    wrong_os = copy.deepcopy(inventory)
+    wrong_os["hosts"][1]["os"] = {"id": "ubuntu", "version_id": "22.04"}
+    result = run_stage(wrong_os, "vm", "sbx-worker-01", secrets=SECRETS, upstream={},
+                       ssh_config=converged_hosts.ssh_config)
+    assert not result.ok
+    assert result.error == ("sbx-worker-01: host differs from the inventory: "
+                            "unexpected OS debian 12 (inventory os: ubuntu 22.04)")
+    assert result.problems == ["sbx-worker-01: unexpected OS debian 12 (inventory os: ubuntu 22.04)"]
+
+    # Own ssh configs (no known_hosts of the build machine touched): a key the host does not know, and an
+    # address on the sandbox bridge where no host runs.
+    key = tmp_path / "not-authorized"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    for name, hostname, identity, expected in [
+        ("refused", "10.77.0.11", key, "sbx-worker-01: key refused: "),
+        ("gone", "10.77.0.99", converged_hosts.ssh_config.parent / "id_ed25519", "sbx-worker-01: unreachable: "),
+    ]:
+        config = tmp_path / f"{name}.ssh_config"
+        config.write_text(
+            f"Host sbx-worker-01\n    HostName {hostname}\n    User root\n    IdentityFile {identity}\n"
+            "    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    ConnectTimeout 3\n"
+        )
+        result = run_stage(inventory, "vm", "sbx-worker-01", secrets=SECRETS, upstream={}, ssh_config=config)
+        assert not result.ok and result.error is not None
+        assert result.error.startswith(expected) and "\n" not in result.error, result.error

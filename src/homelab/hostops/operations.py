@@ -126,10 +126,14 @@ def _trigger_fired(trigger: OperationMeta | bool) -> bool:
     return bool(trigger._maybe_is_change)
 
 
+# unattended-upgrades (which we enable) and apt-daily may hold the dpkg lock when we run: wait, don't fail.
+_APT = "apt-get -o DPkg::Lock::Timeout=300"
+
+
 def _apt_install(packages: Sequence[str]) -> Generator[str, None, None]:
-    yield "apt-get update -q"
+    yield f"{_APT} update -q"
     yield (
-        "env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
+        f"env DEBIAN_FRONTEND=noninteractive {_APT} install -y -q --no-install-recommends "
         + " ".join(shlex.quote(p) for p in packages)
     )
 

@@ -4,7 +4,8 @@ Helm tracks the objects of a chart; the objects of ``releases/<name>/manifests/`
 server-side apply (field manager ``homelab``, conflicts forced: the repository is the source of truth)
 and carry the label ``homelab.dev/release: <name>``. That label is how ``prune`` finds objects a release
 applied before but no longer renders. Listing every kind in a cluster is slow, so callers pass the kinds
-the release ever applied (recorded in its stamp as ``applied_kinds``).
+the release ever applied (recorded in its stamp as ``applied_kinds``). Namespaces, CRDs and volumes are
+never deleted this way (that would delete what they hold): pruning names them and leaves them.
 
 Webhooks (the MetalLB / cert-manager race): applying an IPAddressPool or a ClusterIssuer right after
 the chart that serves its admission webhook fails while the webhook's pod is not ready ("failed calling
@@ -41,6 +42,9 @@ Identity = tuple[str, str, str, str]  # (API group, kind, namespace, name): one 
 _ORDER = ("Namespace", "CustomResourceDefinition", "PriorityClass", "StorageClass", "RuntimeClass", "IngressClass",
           "ServiceAccount", "Secret", "ConfigMap", "PersistentVolume", "PersistentVolumeClaim", "ClusterRole",
           "ClusterRoleBinding", "Role", "RoleBinding", "Service")
+# kinds whose deletion takes data with it (every object in a namespace, every object of a CRD, a volume's
+# contents): pruning reports them instead of deleting them
+NEVER_PRUNED = frozenset({"Namespace", "CustomResourceDefinition", "PersistentVolumeClaim", "PersistentVolume"})
 _WEBHOOK_KINDS = (("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
                   ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"))
 
@@ -316,11 +320,9 @@ def apply_objects(objects: list[dict[str, Any]], kubeconfig: Path, *, release: s
         report.applied.append(_apply_one(dyn, resource, obj, existing, deadline, report))
     if prune:
         keep = {same_object(a.key) for a in report.applied}
-        for ident, (key, _) in sorted(existing.items()):
-            if ident not in keep:
-                delete(dyn, key)
-                report.pruned.append(key)
-                report.messages.append(f"pruned {key_text(key)}: no longer in {release}'s manifests")
+        pruned, messages = _prune_listed(dyn, release, existing, keep)
+        report.pruned += pruned
+        report.messages += messages
     return report
 
 
@@ -367,16 +369,28 @@ def delete(dyn: Any, key: ObjectKey) -> None:
             raise KubeError(f"cannot delete {key_text(key)}: {_describe(exc)}") from None
 
 
+def _prune_listed(dyn: Any, release: str, listed: dict[Identity, tuple[ObjectKey, str]],
+                  keep: set[Identity]) -> tuple[list[ObjectKey], list[str]]:
+    pruned: list[ObjectKey] = []
+    messages: list[str] = []
+    for ident, (key, _) in sorted(listed.items()):
+        if ident in keep:
+            continue
+        if key[1] in NEVER_PRUNED:
+            messages.append(f"kept {key_text(key)}: no longer in {release}'s manifests, but deleting a {key[1]} "
+                            "deletes what it holds; delete it by hand if that is intended")
+            continue
+        delete(dyn, key)
+        pruned.append(key)
+        messages.append(f"pruned {key_text(key)}: no longer in {release}'s manifests")
+    return pruned, messages
+
+
 def prune(release: str, keep: set[ObjectKey], kinds: Iterable[str], kubeconfig: Path) -> list[ObjectKey]:
-    """Delete objects labelled ``homelab.dev/release=<release>`` of ``kinds`` that are not in ``keep``."""
+    """Delete objects labelled ``homelab.dev/release=<release>`` of ``kinds`` that are not in ``keep``
+    (except NEVER_PRUNED kinds); returns what was deleted."""
     dyn = connect(kubeconfig)
-    wanted = {same_object(k) for k in keep}
-    gone = []
-    for ident, (key, _) in sorted(list_labelled(dyn, release, kinds).items()):
-        if ident not in wanted:
-            delete(dyn, key)
-            gone.append(key)
-    return gone
+    return _prune_listed(dyn, release, list_labelled(dyn, release, kinds), {same_object(k) for k in keep})[0]
 
 
 # -- waiting ---------------------------------------------------------------------------------------------

@@ -91,6 +91,23 @@ def test_a_kind_no_longer_rendered_is_pruned_from_the_recorded_kinds(fake_api: F
     assert kube.prune("web", set(), ["v1/ConfigMap"], fake_kubeconfig) == [("v1", "ConfigMap", "apps", "settings")]
 
 
+def test_data_holding_kinds_are_reported_not_pruned(fake_api: FakeApiServer, fake_kubeconfig: Path) -> None:
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "backups", "namespace": "apps"},
+             "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scratch"}}
+    kube.apply_objects([claim, namespace, configmap("settings")], fake_kubeconfig, release="web")
+    report = kube.apply_objects([configmap("settings")], fake_kubeconfig, release="web",
+                                previous_kinds=["v1/PersistentVolumeClaim", "v1/Namespace"])
+    assert report.pruned == []
+    assert report.messages == [
+        "kept Namespace scratch: no longer in web's manifests, but deleting a Namespace deletes what it holds; "
+        "delete it by hand if that is intended",
+        "kept PersistentVolumeClaim apps/backups: no longer in web's manifests, but deleting a PersistentVolumeClaim "
+        "deletes what it holds; delete it by hand if that is intended"]
+    assert fake_api.store.find("PersistentVolumeClaim", "backups", "apps") is not None
+    assert fake_api.store.find("Namespace", "scratch", "") is not None
+
+
 def test_same_object_under_another_api_version_is_not_pruned() -> None:
     old = ("metallb.io/v1beta1", "IPAddressPool", "infra", "pool")
     new = ("metallb.io/v1", "IPAddressPool", "infra", "pool")

@@ -21,6 +21,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +87,13 @@ def create_objects(api: FakeApiServer, objects: Iterable[dict[str, Any]]) -> Non
     """Server-side apply objects straight into the fake (as a cluster admin or k3s would have)."""
     from kubernetes.dynamic import DynamicClient
 
-    dyn = DynamicClient(api.api_client())
-    for obj in objects:
-        resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        resource.server_side_apply(body=obj, name=obj["metadata"]["name"],
-                                   namespace=obj["metadata"].get("namespace"), field_manager="test-setup",
-                                   force_conflicts=True)
+    with tempfile.TemporaryDirectory() as cache:  # the client's default discovery cache would litter /tmp
+        dyn = DynamicClient(api.api_client(), cache_file=str(Path(cache) / "discovery.json"))
+        for obj in objects:
+            resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            resource.server_side_apply(body=obj, name=obj["metadata"]["name"],
+                                       namespace=obj["metadata"].get("namespace"), field_manager="test-setup",
+                                       force_conflicts=True)
 
 
 def serve_k3s_builtins(api: FakeApiServer, root: Path = REPO) -> None:

@@ -27,14 +27,14 @@ UNINSTALL = {"agent": "/usr/local/bin/k3s-agent-uninstall.sh", "server": "/usr/l
 
 @dataclass(frozen=True)
 class Move:
-    """One evicted pod and where its workload runs now."""
+    """One evicted pod and the pod that replaced it."""
 
     pod: str  # namespace/name on the removed node
     owner: str  # Kind/name of its controller
-    now: tuple[str, ...]  # "namespace/name@node" of the owner's pods afterwards
+    now: str  # "namespace/name@node" of its replacement, "" when none was found
 
     def line(self) -> str:
-        return f"{self.pod} ({self.owner}) -> {', '.join(self.now) or 'nowhere'}"
+        return f"{self.pod} ({self.owner}) -> {self.now or 'no replacement found'}"
 
 
 def node_remove(project: Project, node: str, *, remote: Remote | None = None, kube: Kube | None = None,
@@ -69,7 +69,9 @@ def _remove(project: Project, name: str, kube: Kube, remote: Remote, steps: Step
     if not others:
         return steps.fail(f"refusing to remove {name}: no other Ready, schedulable node to move its pods to")
 
-    pods = [p for p in kube.pods() if p.node == name]
+    everything = kube.pods()
+    before = {p.ref for p in everything}
+    pods = [p for p in everything if p.node == name]
     movable = [p for p in pods if p.owner_kind != "DaemonSet" and not p.terminating
                and p.phase not in ("Succeeded", "Failed")]
     bound = {p.ref for p in kube.pvcs() if p.phase == "Bound"}
@@ -87,7 +89,7 @@ def _remove(project: Project, name: str, kube: Kube, remote: Remote, steps: Step
             kube.uncordon(name)
             steps.say(f"{name}: uncordoned again (nothing was deleted)")
         return steps.fail(f"{name} not removed: {error}")
-    moves = _moves(kube.pods(), movable)
+    moves = _moves(kube.pods(), movable, before)
     for move in moves:
         steps.say(f"moved: {move.line()}")
 
@@ -166,8 +168,17 @@ def _not_moved(pods: list[Pod], movable: list[Pod], node: str) -> list[str]:
     return waiting
 
 
-def _moves(pods: list[Pod], movable: list[Pod]) -> list[Move]:
-    return [Move(pod=p.ref, owner=f"{p.owner_kind}/{p.owner_name}",
-                 now=tuple(f"{q.ref}@{q.node}" for q in _owner_pods(pods, p.owner_uid)))
-            for p in movable]
-
+def _moves(pods: list[Pod], movable: list[Pod], before: set[str]) -> list[Move]:
+    """Pair each evicted pod with its replacement: the same name (StatefulSet) or a pod of the same
+    controller that did not exist before the drain."""
+    taken: set[str] = set()
+    moves = []
+    for p in movable:
+        now = _owner_pods(pods, p.owner_uid)
+        same = [q for q in now if q.ref == p.ref]
+        fresh = same or [q for q in now if q.ref not in before and q.ref not in taken]
+        to = fresh[0] if fresh else None
+        if to is not None:
+            taken.add(to.ref)
+        moves.append(Move(pod=p.ref, owner=f"{p.owner_kind}/{p.owner_name}", now=f"{to.ref}@{to.node}" if to else ""))
+    return moves

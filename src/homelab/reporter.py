@@ -25,6 +25,7 @@ class HomelabReporter:
         self.ran: list[str] = []
         self.uptodate: list[str] = []
         self.failed: list[str] = []
+        self.skipped: list[str] = []
         self.errors: list[str] = []
 
     def _write(self, text: str) -> None:
@@ -52,6 +53,14 @@ class HomelabReporter:
             self._write(f"  ok {task.name} ({took:.1f}s)\n")
 
     def add_failure(self, task: Any, fail: Any) -> None:
+        if not task.actions:
+            return  # a group task (converge, a stage) fails only because a member did: already reported
+        if type(fail).__name__ == "UnmetDependency":
+            # doit does not run a task whose upstream failed; say so instead of calling it a failure
+            self.skipped.append(task.name)
+            upstream = ", ".join(str(getattr(fail, "message", "")).split()) or "a dependency"
+            self._write(f"  skipped {task.name}: upstream {upstream} did not converge\n")
+            return
         self.failed.append(task.name)
         message = fail.get_msg() if hasattr(fail, "get_msg") else str(fail)
         lines = [ln for ln in str(message).strip().splitlines() if ln.strip()]
@@ -84,6 +93,8 @@ class HomelabReporter:
         parts = [f"{len(self.ran)} ran", f"{len(self.uptodate)} up to date"]
         if self.failed:
             parts.append(f"{len(self.failed)} failed ({', '.join(self.failed)})")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped because an upstream task failed")
         if self.ran or self.failed or self.uptodate:
             self._write(f"homelab: {', '.join(parts)} in {took:.2f}s\n")
         sys.stdout.flush()

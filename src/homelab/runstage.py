@@ -152,9 +152,10 @@ def run_release_task(project: Project, name: str) -> bool:
     if bad:
         return _fail(name, f"{len(bad)} validation/policy error(s); nothing was applied (first: {bad[0].line()})")
     applied = False
-    if project.layout.env == "sandbox":
+    applied_result: dict[str, Any] = {}
+    if project.layout.env == "sandbox" and "HOMELAB_KUBECONFIG" not in os.environ:
         print(f"  {name}: {len(rendered.objects)} object(s) rendered and validated; not applied: the sandbox "
-              "has no Kubernetes API (HOMELAB_ENV=lab with a kubeconfig applies)")
+              "has no Kubernetes API (HOMELAB_ENV=lab, or HOMELAB_KUBECONFIG=..., applies)")
     else:
         kubeconfig = kubeconfig_path(project)
         if not kubeconfig.exists():
@@ -162,13 +163,21 @@ def run_release_task(project: Project, name: str) -> bool:
                                "first or set HOMELAB_KUBECONFIG")
         if release.chart and not rendered.chart_rendered:
             return _fail(name, f"refusing to apply: {rendered.note}")
-        return _fail(name, "applying releases to a cluster needs the Helm driver, which is not built yet")
+        from homelab.apply import apply_release
+
+        outcome = apply_release(project, release, kubeconfig)
+        for line in outcome.messages:
+            print(f"  {line}")
+        if not outcome.ok:
+            return _fail(name, outcome.error or f"{name}: apply failed")
+        applied, applied_result = True, outcome.stamp_result()
     inputs, dig = current_inputs(project, name)
+    # the result digest stays exports + chart: a new Helm revision alone must not rerun consumers
     result = release_result(project, name)
     stamps.write(project.layout.stamps, name, kind="release", input_digest=dig, result_digest=digest(result),
                  inputs=inputs, result={**result, "rendered_digest": digest(rendered.objects),
                                         "objects": len(rendered.objects), "chart_rendered": rendered.chart_rendered,
-                                        "applied": applied}, applied=applied)
+                                        "applied": applied, **applied_result}, applied=applied)
     return True
 
 

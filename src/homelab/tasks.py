@@ -39,6 +39,8 @@ def doit_config() -> dict[str, Any]:
     return {
         "default_tasks": ["converge"],
         "verbosity": 2,
+        # one failed host or release must not stop independent branches; its dependents do not run
+        "continue": True,
         "reporter": HomelabReporter,
         # sqlite3 commits transactionally: a crash never leaves a half-written doit DB
         "dep_file": str(lay.build / "doit.db"),

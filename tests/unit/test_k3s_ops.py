@@ -535,3 +535,27 @@ def test_previous_version_skips_noop_and_rollback_runs() -> None:
     ]}
     version, run = k3s_upgrade.previous_version(hist)
     assert version == OLD and run is not None and run["target"] == NEW
+
+
+# -- the SSH runner (command lines only: nothing is contacted) ---------------------------------------------
+
+def test_ssh_argv_for_the_lab_uses_sudo_and_the_inventory_key(tmp_path: Path) -> None:
+    inventory = yaml.safe_load((REPO / "hosts" / "lab.yaml").read_text(encoding="utf-8"))
+    remote = SshRemote(inventory, ssh_config=None, root=tmp_path)
+    argv = remote.argv("k3s-worker-01", "systemctl restart k3s-agent.service")
+    assert argv[0] == "ssh" and "BatchMode=yes" in argv
+    assert argv[argv.index("-i") + 1] == str(Path("~/.ssh/id_ed25519").expanduser())
+    assert argv[-3:] == ["tom@192.168.2.21", "--", "sudo -n sh -c 'systemctl restart k3s-agent.service'"]
+
+
+def test_ssh_argv_for_the_sandbox_uses_its_config_by_host_name(tmp_path: Path) -> None:
+    inventory = yaml.safe_load((REPO / "hosts" / "sandbox.yaml").read_text(encoding="utf-8"))
+    config = tmp_path / "ssh" / "config"
+    argv = SshRemote(inventory, ssh_config=config, root=tmp_path).argv(SERVER, "k3s --version")
+    assert argv[-5:] == ["-F", str(config), SERVER, "--", "sh -c 'k3s --version'"]
+
+
+def test_ssh_runner_unknown_host_is_a_result_not_an_exception(tmp_path: Path) -> None:
+    inventory = yaml.safe_load((REPO / "hosts" / "sandbox.yaml").read_text(encoding="utf-8"))
+    result = SshRemote(inventory, ssh_config=None, root=tmp_path).run("nope", "true")
+    assert not result.ok and "nope is not a host" in result.last_line()

@@ -5,7 +5,7 @@
     doit plan            what would run and why, contacting nothing
 """
 
-from homelab import tasks
+from homelab import optasks, tasks
 
 DOIT_CONFIG = tasks.doit_config()
 
@@ -58,3 +58,60 @@ def task_sandbox_down():
 def task_sandbox_reset():
     """Wipe the sandbox hosts back to the base image (sandbox environment only)."""
     return tasks.sandbox_reset()
+
+
+# -- day-2 operations (always run; see docs/runbooks/) ------------------------------------------------
+
+def task_gpu_gaming():
+    """Gaming mode: vLLM scaled to 0, VRAM free, inference answered by Ollama on CPU."""
+    return optasks.gpu_gaming()
+
+
+def task_gpu_ml():
+    """ML mode: vLLM restored and routed to again."""
+    return optasks.gpu_ml()
+
+
+def task_gpu_status():
+    """The recorded GPU mode and vLLM replicas."""
+    return optasks.gpu_status()
+
+
+def task_pg_backup():
+    """Run the PostgreSQL backup now and verify the dump."""
+    return optasks.pg_backup()
+
+
+def task_pg_restore():
+    """Restore a dump into a database: doit pg_restore database=NAME [dump=FILE] [force=1]."""
+    return optasks.pg_restore()
+
+
+def task_pg_restore_drill():
+    """Restore the newest dump into scratch databases and compare row counts."""
+    return optasks.pg_restore_drill()
+
+
+def task_etcd_snapshot():
+    """Take a named etcd snapshot on the k3s server: doit etcd_snapshot [name=NAME]."""
+    return optasks.etcd_snapshot()
+
+
+def task_cluster_restore():
+    """Reset-restore the cluster from a snapshot: doit cluster_restore snapshot=NAME [force=1]."""
+    return optasks.cluster_restore()
+
+
+def task_k3s_upgrade():
+    """Rolling k3s upgrade to the pinned version: doit k3s_upgrade [version=...]."""
+    return optasks.k3s_upgrade()
+
+
+def task_k3s_rollback():
+    """Reinstall the k3s version recorded before the last upgrade."""
+    return optasks.k3s_rollback()
+
+
+def task_node_remove():
+    """Remove a node without data loss: doit node_remove node=NAME."""
+    return optasks.node_remove()

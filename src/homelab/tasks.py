@@ -54,6 +54,16 @@ def _failed(message: str) -> Any:
     return TaskFailed(message)
 
 
+def failed(message: str) -> Any:
+    """A doit failure carrying one line for the reporter."""
+    return _failed(message)
+
+
+def refuse() -> Any:
+    """Print every input problem and fail: nothing acts on invalid input."""
+    return _refuse()
+
+
 def _print_problems(problems: list[Problem]) -> None:
     for p in problems:
         print(p.line(), file=sys.stderr)

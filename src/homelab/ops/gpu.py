@@ -90,7 +90,8 @@ def _run(project: Project, mode: str, out: TextIO | None) -> OpResult:
         settings, notes = settings_for(project)
         runner = gpu_host_runner(project)
     except (ValueError, KeyError, StopIteration, binaries.BinaryNotFound) as exc:
-        return OpResult(False, f"gpu {mode}: {exc}", 0.0)
+        detail = str(exc) or "the vllm and inference-gateway releases are missing"
+        return OpResult(False, f"gpu {mode}: cannot work out the GPU settings: {detail}", 0.0)
     if not os.path.exists(settings.kubeconfig):
         where = project.layout.rel(Path(settings.kubeconfig))
         return OpResult(False, f"gpu {mode}: no kubeconfig at {where} (converge the k3s stage first or set "

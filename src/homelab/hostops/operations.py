@@ -152,10 +152,21 @@ def content(
     present: bool = True,
     when_standin: str | None = None,
     unless_standin: str | None = None,
+    standin_variants: Mapping[str, str] | None = None,
 ) -> Commands:
-    """A file with exactly ``text`` (or no file when ``present`` is False)."""
+    """A file with exactly ``text`` (or no file when ``present`` is False).
+
+    ``standin_variants`` maps a stand-in to the text written instead where that stand-in applies (a
+    configuration that must say the hardware behind it is missing).
+    """
     if _skip_for_standins(when_standin, unless_standin, f"write {path}"):
         return
+    for key, variant in (standin_variants or {}).items():
+        described = standin(key)
+        if described:
+            text = variant
+            host.noop(f"{STANDIN_PREFIX} {key}: {path} gets its stand-in variant ({described})")
+            break
     if not present:
         if host.get_fact(facts.FileState, path=path):
             yield StringCommand("rm", "-f", QuoteString(path))

@@ -50,7 +50,8 @@ def diff_tree(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
 
 
 _ABSENT = object()
-_KNOWN_SECTIONS = {"files", "inventory", "refs", "chart", "code", "secrets", "upstream", "schema", "driver", "kind"}
+_KNOWN_SECTIONS = {"files", "inventory", "refs", "chart", "code", "secrets", "upstream", "schema", "driver", "kind",
+                   "gpu_mode"}
 
 
 def reasons(old_inputs: dict[str, Any] | None, new_inputs: dict[str, Any], inventory_rel: str,
@@ -87,6 +88,9 @@ def reasons(old_inputs: dict[str, Any] | None, new_inputs: dict[str, Any], inven
     for dep in sorted(set(old_up) | set(new_up)):
         if old_up.get(dep) != new_up.get(dep):
             out.append(f"upstream {dep} result changed" if dep in old_up else f"new upstream {dep}")
+    if old_inputs.get("gpu_mode") != new_inputs.get("gpu_mode"):
+        mode = (new_inputs.get("gpu_mode") or {}).get("mode", "ml")
+        out.append(f"GPU mode is now {mode} (vLLM replicas {'0' if mode == 'gaming' else 'restored'})")
     for key in ("schema", "driver", "kind"):
         if old_inputs.get(key) != new_inputs.get(key):
             out.append(f"{key} version {_short(old_inputs.get(key))} -> {_short(new_inputs.get(key))}")

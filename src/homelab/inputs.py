@@ -73,7 +73,7 @@ def release_inputs(project: Project, name: str) -> dict[str, Any]:
         locked = project.chart_lock.get(release.name, {}).get("sha256")
         if locked:
             chart["lock_sha256"] = locked
-    return {
+    inputs: dict[str, Any] = {
         "kind": "release",
         "schema": schema.schema_version(project.schema_dir, "release.schema.json"),
         "driver": RELEASE_DRIVER_VERSION,
@@ -85,6 +85,12 @@ def release_inputs(project: Project, name: str) -> dict[str, Any]:
         # rendered objects are validated against these: a schema fix re-validates every release
         "crd_schemas": _crd_schema_digest(project),
     }
+    from homelab.resolve import gpu_mode_overrides
+
+    overrides = gpu_mode_overrides(project, release)
+    if overrides:
+        inputs["gpu_mode"] = {"mode": "gaming", "values": overrides}
+    return inputs
 
 
 _CRD_CACHE: dict[str, str] = {}

@@ -29,8 +29,24 @@ def resolver(project: Project, *, with_secrets: bool) -> Any:
     return resolve
 
 
+def gpu_mode_overrides(project: Project, release: Release) -> dict[str, Any]:
+    """In gaming mode, the vLLM release's values with every model at replicas 0 ({} otherwise).
+
+    A converge must never bring vLLM back while the GPU is lent to Steam. The state file is checked before
+    importing the GPU code, which stays off the no-op path when no switch was ever recorded.
+    """
+    if release.name != "vllm" or not (project.layout.build / "state" / "gpu-mode.json").exists():
+        return {}
+    from homelab.ops import gpu_state
+
+    return gpu_state.replica_overrides(project.layout, release)
+
+
 def resolved_values(project: Project, release: Release, *, with_secrets: bool = False) -> dict[str, Any]:
-    values: dict[str, Any] = substitute(release.values, resolver(project, with_secrets=with_secrets))
+    from homelab.releases import deep_merge
+
+    base = deep_merge(release.values, gpu_mode_overrides(project, release))
+    values: dict[str, Any] = substitute(base, resolver(project, with_secrets=with_secrets))
     return values
 
 

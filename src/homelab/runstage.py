@@ -145,6 +145,8 @@ def run_release_task(project: Project, name: str) -> bool:
     release = project.release(name)
     for reason in why(project, name):
         print(f"  why: {reason}")
+    if release.spec.get("gpu") and _applies(project) and kubeconfig_path(project).exists():
+        _sync_gpu_mode(project, name)
     rendered, found = render.check_release(project, release)
     for line in render.summary(project, rendered, found)[1:]:
         print(f"  {line}")
@@ -153,7 +155,7 @@ def run_release_task(project: Project, name: str) -> bool:
         return _fail(name, f"{len(bad)} validation/policy error(s); nothing was applied (first: {bad[0].line()})")
     applied = False
     applied_result: dict[str, Any] = {}
-    if project.layout.env == "sandbox" and "HOMELAB_KUBECONFIG" not in os.environ:
+    if not _applies(project):
         print(f"  {name}: {len(rendered.objects)} object(s) rendered and validated; not applied: the sandbox "
               "has no Kubernetes API (HOMELAB_ENV=lab, or HOMELAB_KUBECONFIG=..., applies)")
     else:
@@ -179,6 +181,26 @@ def run_release_task(project: Project, name: str) -> bool:
                                         "objects": len(rendered.objects), "chart_rendered": rendered.chart_rendered,
                                         "applied": applied, **applied_result}, applied=applied)
     return True
+
+
+def _applies(project: Project) -> bool:
+    """Whether release tasks apply: always in a real lab; in the sandbox only with an explicit kubeconfig."""
+    return project.layout.env != "sandbox" or "HOMELAB_KUBECONFIG" in os.environ
+
+
+def _sync_gpu_mode(project: Project, name: str) -> None:
+    """Adopt a mode switch made on the GPU host (gpu-mode gaming) before converging vLLM, so this converge
+    cannot scale vLLM back up while Steam has the GPU. Only when vLLM is about to be applied: the no-op
+    path runs no kubectl."""
+    from homelab import binaries
+    from homelab.ops import gpu_state
+
+    before = gpu_state.current_mode(project.layout)
+    mode = gpu_state.sync_from_cluster(project.layout, kubeconfig_path(project), binaries.kubectl(),
+                                       project.release(name).namespace)
+    if mode != before:
+        print(f"  {name}: the cluster records GPU mode {mode} (switched on the GPU host); converging for it")
+        current_inputs(project, name, refresh=True)
 
 
 def kubeconfig_path(project: Project) -> Any:

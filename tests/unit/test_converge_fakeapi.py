@@ -104,3 +104,33 @@ def test_failed_install_rolls_back_and_skips_dependents_only(lab: tuple[Tree, Cl
         assert (stamps / f"{independent}.json").exists(), independent
     assert not [r for r in cluster.api.helm_releases() if r.name == "postgres" and r.status == "deployed"]
     assert "skipped ollama: upstream postgres did not converge" in run.stdout
+
+
+def test_converge_in_gaming_mode_never_brings_vllm_back(lab: tuple[Tree, Cluster]) -> None:
+    from homelab.ops import gpu_mode
+
+    tree, cluster = lab
+    assert _run(tree, cluster).returncode == 0
+    state = tree.build / "state" / "gpu-mode.json"
+
+    def vllm_replicas() -> dict[str, int]:
+        deployments = cluster.api.store.objects("Deployment", "ml", "app=vllm")
+        return {d["metadata"]["name"]: d["spec"].get("replicas", 1) for d in deployments}
+
+    assert any(n > 0 for n in vllm_replicas().values())
+    gpu_mode.write_state(str(state), {"mode": "gaming", "status": "done", "replicas": {}})
+    plan = _run(tree, cluster, "plan")
+    assert "vllm: GPU mode is now gaming (vLLM replicas 0)" in plan.stdout
+    run = _run(tree, cluster)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert _ran(run.stdout) == ["vllm"]  # its consumers see the same exports: early cut-off
+    assert vllm_replicas() and all(n == 0 for n in vllm_replicas().values())
+    # an unrelated vLLM edit while gaming still converges with 0 replicas
+    tree.edit("releases/vllm/release.yaml", "timeout: 15m", "timeout: 16m")
+    edited = _run(tree, cluster)
+    assert _ran(edited.stdout) == ["vllm"]
+    assert all(n == 0 for n in vllm_replicas().values())
+    gpu_mode.write_state(str(state), {"mode": "ml", "status": "done", "replicas": {}})
+    back = _run(tree, cluster)
+    assert back.returncode == 0
+    assert any(n > 0 for n in vllm_replicas().values())

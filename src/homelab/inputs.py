@@ -23,8 +23,16 @@ RELEASE_DRIVER_VERSION = 2
 def task_inputs(project: Project, task: str) -> dict[str, Any]:
     node = project.graph.nodes[task]
     inputs = host_inputs(project, node.stage, node.host) if node.kind == "host" else release_inputs(project, task)
-    inputs["upstream"] = {dep: stamps.result_digest(project.layout.stamps, dep) for dep in node.deps}
+    inputs["upstream"] = {dep: upstream_digest(project, dep) for dep in node.deps}
     return inputs
+
+
+def upstream_digest(project: Project, dep: str) -> str:
+    """What a task consumes of one upstream task: a host stage's whole result (its facts), a release's
+    chart identity (its exports reach consumers through ${ref:} values, which are inputs of their own)."""
+    if project.graph.nodes[dep].kind == "release":
+        return stamps.chart_digest(project.layout.stamps, dep)
+    return stamps.result_digest(project.layout.stamps, dep)
 
 
 def input_digest(inputs: dict[str, Any]) -> str:

@@ -42,7 +42,9 @@ def plan_lines(project: Project) -> list[str]:
         else:
             continue
         will_run.add(name)
-        if node.kind == "host" or stamp is None or digest(release_result(project, name)) != stamp["result_digest"]:
+        # what consumers read of a release is its chart identity (exports arrive as ${ref:} inputs)
+        if node.kind == "host" or stamp is None or \
+                digest(release_result(project, name)["chart"]) != digest(stamp["result"].get("chart", {})):
             result_changes.add(name)
     total = len(order)
     summary = f"plan: {len([ln for ln in lines if not ln.startswith(' ')])} of {total} tasks would run"

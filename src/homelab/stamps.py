@@ -52,6 +52,19 @@ def result_digest(stamp_dir: Path, task: str) -> str:
     return str(stamp["result_digest"]) if stamp else "never-applied"
 
 
+def chart_digest(stamp_dir: Path, task: str) -> str:
+    """The part of an upstream release's result that every consumer depends on: its chart identity.
+
+    A consumer reads an upstream release's exports only through ${ref:} placeholders, whose values are
+    already among the consumer's own inputs; what it depends on beyond those is the API surface the
+    upstream chart installs (CRDs, webhooks), which changes with the chart, not with its values.
+    """
+    from homelab.digest import digest
+
+    stamp = read(stamp_dir, task)
+    return digest(stamp["result"].get("chart", {})) if stamp else "never-applied"
+
+
 def write(stamp_dir: Path, task: str, *, kind: str, input_digest: str, result_digest: str,
           inputs: dict[str, Any], result: dict[str, Any], applied: bool) -> Path:
     data = {

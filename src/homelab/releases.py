@@ -128,6 +128,12 @@ def load_one(root: Path, release_dir: Path, schema_dir: Path) -> tuple[Release |
                     if key not in doc:
                         problems.append(Problem(mrel, f"[{i}].{key}", "required key is missing",
                                                 "every manifest needs apiVersion, kind and metadata.name"))
+                    elif key == "metadata" and not isinstance(doc[key], dict):
+                        problems.append(Problem(mrel, f"[{i}].metadata", f"expected a mapping, found "
+                                                f"{type(doc[key]).__name__}", "metadata: {name: ..., namespace: ...}"))
+                    elif key != "metadata" and not isinstance(doc[key], str):
+                        problems.append(Problem(mrel, f"[{i}].{key}", f"expected a string, found "
+                                                f"{type(doc[key]).__name__}", "e.g. apiVersion: v1, kind: ConfigMap"))
             manifests[mrel] = docs
     unknown = sorted(p.name for p in release_dir.iterdir()
                      if p.name not in ("release.yaml", "values.yaml", "manifests") and not p.name.startswith("."))

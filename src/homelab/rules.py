@@ -159,7 +159,8 @@ def namespace_problems(inv: Inventory, releases: list[Release]) -> list[Problem]
                                     f"use one of {', '.join(table)} or add it to {inv.rel} namespaces"))
         for rel, docs in r.manifests.items():
             for i, doc in enumerate(docs):
-                ns = (doc.get("metadata") or {}).get("namespace")
+                meta = doc.get("metadata")
+                ns = meta.get("namespace") if isinstance(meta, dict) else None  # a non-mapping is reported on load
                 if isinstance(ns, str) and "${" not in ns and ns not in table:
                     problems.append(Problem(rel, f"[{i}].metadata.namespace", f"{ns!r} is not in the namespace table",
                                             f"use one of {', '.join(table)}"))

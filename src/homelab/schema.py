@@ -8,6 +8,7 @@ the fix for that field.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,49 @@ def load_schema(schema_dir: Path, name: str) -> dict[str, Any]:
     return data
 
 
+def _ecma_anchors(pattern: str) -> str:
+    """``pattern`` with ``$`` (outside a character class) as ``\\Z``.
+
+    JSON Schema patterns are ECMA-262 regexes, where ``$`` matches only at the very end. Python's ``$`` also
+    matches before a final newline, so ``^[a-z]+$`` would accept ``"name\\n"`` and an address like
+    ``"10.0.0.1\\n"`` would pass the schema and reach ``ipaddress`` unchecked.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            ch = r"\Z"
+        out.append(ch)
+    return "".join(out)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(_ecma_anchors(pattern))
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not _compiled(patrn).search(instance):
+        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
 @cache
 def _validator(schema_dir: Path, name: str) -> Any:
     from jsonschema import Draft202012Validator  # imported here: keeps the no-op path light
+    from jsonschema.validators import extend
 
     schema = load_schema(schema_dir, name)
-    return Draft202012Validator(schema)
+    return extend(Draft202012Validator, {"pattern": _pattern})(schema)  # type: ignore[no-untyped-call]
 
 
 def schema_version(schema_dir: Path, name: str) -> str:

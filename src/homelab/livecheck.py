@@ -170,10 +170,10 @@ def _quantity(value: Any) -> Decimal | None:
 
 def same_scalar(want: Any, have: Any) -> bool:
     """Equal, or equal after the API server's normalizations (``1`` vs ``"1"``, quantities)."""
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want is have  # True == 1 in Python, never in Kubernetes
     if want == have:
         return True
-    if isinstance(want, bool) or isinstance(have, bool):
-        return False  # True == 1 in Python, never in Kubernetes
     if str(want) == str(have):
         return True
     a, b = _quantity(want), _quantity(have)

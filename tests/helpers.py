@@ -69,6 +69,10 @@ def make_tree(tmp: Path, releases: Path | None = None, real_releases: bool = Fal
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     (root / "deploys").mkdir()
     shutil.copy(REPO / "deploys" / "stages.yaml", root / "deploys" / "stages.yaml")
+    # files stages ship from elsewhere in the repo (``code:`` in deploys/stages.yaml)
+    shipped = root / "src" / "homelab" / "ops" / "gpu_mode.py"
+    shipped.parent.mkdir(parents=True)
+    shutil.copy(REPO / "src" / "homelab" / "ops" / "gpu_mode.py", shipped)
     for stage in STAGES:
         (root / "deploys" / stage).mkdir()
         (root / "deploys" / stage / "__init__.py").write_text(f'"""{stage} stage (test copy)."""\n')

@@ -52,7 +52,7 @@ def host_inputs(project: Project, stage_name: str, host_name: str) -> dict[str, 
             "host": inv.host(host_name).data,
             **{key: inv.data[key] for key in stage.reads if key in inv.data},
         },
-        "code": {str(p.relative_to(root)): file_digest(p) for p in deploy_files(root, stage_name)},
+        "code": {str(p.relative_to(root)): file_digest(p) for p in deploy_files(root, stage_name, stage.code)},
         "secrets": {name: project.secrets.hmac(name) for name in stage.secrets},
     }
 

@@ -25,8 +25,8 @@ from homelab.releases import Release
 from homelab.secrets import Secrets
 from homelab.stages import Stage
 
-CACHE_VERSION = 3
-_STAGE_LISTS = ("after", "on_server", "roles", "reads", "secrets")  # Stage's tuple fields, in order
+CACHE_VERSION = 4
+_STAGE_LISTS = ("after", "on_server", "roles", "reads", "secrets", "code")  # Stage's tuple fields, in order
 
 
 @dataclass
@@ -63,11 +63,13 @@ class Project:
         cached = _read_cache(cache_path)
         if cached.get("fingerprint") == fingerprint and cached.get("version") == CACHE_VERSION:
             project._from_cache(cached)
+            _keep_private(cache_path)
         else:
             project._load()
             if project.ok:
-                # the sandbox may just have written its secrets file: fingerprint what is on disk now
-                write_json_atomic(cache_path, project._cache_record(_fingerprint(layout)))
+                # the sandbox may just have written its secrets file: fingerprint what is on disk now;
+                # 0600 like the stamps: the record holds secret HMACs
+                write_json_atomic(cache_path, project._cache_record(_fingerprint(layout)), mode=0o600)
         return project
 
     # -- the fast path: every input byte-identical to a run that validated clean ------------------------
@@ -94,7 +96,7 @@ class Project:
         self.from_cache = True
         self.inventory = Inventory(env=cached["inventory"]["environment"], rel=lay.rel(lay.inventory),
                                    data=cached["inventory"])
-        self.stages = [Stage(s["name"], s["description"], *(tuple(s[k]) for k in _STAGE_LISTS))
+        self.stages = [Stage(s["name"], s["description"], *(tuple(s.get(k, ())) for k in _STAGE_LISTS))
                        for s in cached["stages"]]
         self.releases = [Release(r["name"], lay.root / r["rel_dir"], r["rel_dir"], r["spec"], r["values_file"],
                                  r["manifests"]) for r in cached["releases"]]
@@ -216,6 +218,15 @@ def _fingerprint(lay: Layout) -> str:
             h.update(b"<missing>")
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _keep_private(path: Path) -> None:
+    """A cache written before it was made 0600 is not rewritten while its inputs stay the same: tighten it."""
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:
+        pass
 
 
 def _read_cache(path: Path) -> dict[str, Any]:

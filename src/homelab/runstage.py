@@ -106,6 +106,8 @@ def run_host_task(project: Project, name: str) -> bool:
     )
     if not result.ok:
         return _fail(name, result.error or f"{node.host}: {stage.name} failed")
+    for line in getattr(result, "standins", []) or []:
+        print(f"  {line}")
     print(f"  {node.host}: {stage.name} converged, {result.changed} change(s) in {time.monotonic() - started:.1f}s")
     inputs, dig = current_inputs(project, name)
     summary = {"facts": dict(result.facts), "changed": result.changed}

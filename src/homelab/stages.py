@@ -8,7 +8,7 @@ from typing import Any
 
 from homelab.problems import Problem
 
-_KEYS = {"description", "after", "on_server", "roles", "reads", "secrets"}
+_KEYS = {"description", "after", "on_server", "roles", "reads", "secrets", "code"}
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Stage:
     roles: tuple[str, ...]
     reads: tuple[str, ...]
     secrets: tuple[str, ...]
+    code: tuple[str, ...] = ()
 
     def applies_to(self, roles: tuple[str, ...]) -> bool:
         return not self.roles or bool(set(self.roles) & set(roles))
@@ -54,17 +55,21 @@ def load(root: Path) -> tuple[list[Stage], list[Problem]]:
                                     "create it or drop the stage"))
         names.add(str(name))
         stages.append(Stage(str(name), str(spec.get("description", "")), listed("after"), listed("on_server"),
-                            listed("roles"), listed("reads"), listed("secrets")))
+                            listed("roles"), listed("reads"), listed("secrets"), listed("code")))
+        for path in listed("code"):
+            if not (root / path).is_file():
+                problems.append(Problem(rel, f"{name}.code", f"{path} not found", "list files relative to the repo"))
     return stages, problems
 
 
 _FILES: dict[tuple[Path, str], list[Path]] = {}
 
 
-def deploy_files(root: Path, stage: str) -> list[Path]:
-    """The code a stage runs: its deploy package and the shared host operations and facts."""
+def deploy_files(root: Path, stage: str, extra: tuple[str, ...] = ()) -> list[Path]:
+    """The code a stage runs: its deploy package, the shared host operations and facts, and the files it
+    ships from elsewhere in the repo (``code:`` in stages.yaml)."""
     if (root, stage) not in _FILES:
-        _FILES[(root, stage)] = _list_deploy_files(root, stage)
+        _FILES[(root, stage)] = _list_deploy_files(root, stage) + [root / p for p in extra if (root / p).is_file()]
     return _FILES[(root, stage)]
 
 

@@ -8,6 +8,7 @@ digest), the inventory values and referenced exports it reads, secret HMACs, ups
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from homelab import schema, stamps
@@ -52,9 +53,17 @@ def host_inputs(project: Project, stage_name: str, host_name: str) -> dict[str, 
             "host": inv.host(host_name).data,
             **{key: inv.data[key] for key in stage.reads if key in inv.data},
         },
-        "code": {str(p.relative_to(root)): file_digest(p) for p in deploy_files(root, stage_name, stage.code)},
+        "code": {_code_key(root, p): file_digest(p) for p in deploy_files(root, stage_name, stage.code)},
         "secrets": {name: project.secrets.hmac(name) for name in stage.secrets},
     }
+
+
+def _code_key(root: Path, path: Path) -> str:
+    """A code file's name in the inputs: repo-relative, or package-relative for the engine's own modules."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return "src/homelab/" + str(path.relative_to(Path(__file__).resolve().parent))
 
 
 def release_inputs(project: Project, name: str) -> dict[str, Any]:

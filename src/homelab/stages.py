@@ -57,7 +57,7 @@ def load(root: Path) -> tuple[list[Stage], list[Problem]]:
         stages.append(Stage(str(name), str(spec.get("description", "")), listed("after"), listed("on_server"),
                             listed("roles"), listed("reads"), listed("secrets"), listed("code")))
         for path in listed("code"):
-            if not (root / path).is_file():
+            if not code_path(root, path).is_file():
                 problems.append(Problem(rel, f"{name}.code", f"{path} not found", "list files relative to the repo"))
     return stages, problems
 
@@ -69,8 +69,19 @@ def deploy_files(root: Path, stage: str, extra: tuple[str, ...] = ()) -> list[Pa
     """The code a stage runs: its deploy package, the shared host operations and facts, and the files it
     ships from elsewhere in the repo (``code:`` in stages.yaml)."""
     if (root, stage) not in _FILES:
-        _FILES[(root, stage)] = _list_deploy_files(root, stage) + [root / p for p in extra if (root / p).is_file()]
+        shipped = [code_path(root, p) for p in extra]
+        _FILES[(root, stage)] = _list_deploy_files(root, stage) + [p for p in shipped if p.is_file()]
     return _FILES[(root, stage)]
+
+
+def code_path(root: Path, rel: str) -> Path:
+    """A ``code:`` file: in the repo, or for the engine's own modules (src/homelab/...) in the installed
+    package, so a copied tree of inventories and releases (tests, benchmarks) needs no copy of the engine."""
+    candidate = root / rel
+    prefix = "src/homelab/"
+    if not candidate.exists() and rel.startswith(prefix):
+        return Path(__file__).resolve().parent / rel[len(prefix):]
+    return candidate
 
 
 def _list_deploy_files(root: Path, stage: str) -> list[Path]:

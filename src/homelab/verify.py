@@ -369,6 +369,19 @@ class _Cluster:
         except (KeyError, StopIteration, ValueError):
             return None
 
+    def raw_get(self, path: str) -> tuple[int, bytes]:
+        """GET a raw API path with the client's credentials: (HTTP status, body).
+
+        Not the generated ``connect_get_namespaced_service_proxy_with_path``: it percent-encodes the slashes of
+        the proxied path, which the API server's proxy does not take for a path.
+        """
+        api = self.dyn.client
+        method, url, headers, _, _ = api.param_serialize("GET", path, header_params={"Accept": "application/json"},
+                                                         auth_settings=["BearerToken"])
+        response = api.call_api(method, url, header_params=headers, _request_timeout=PROBE_TIMEOUT)
+        response.read()
+        return int(response.status), bytes(response.data or b"")
+
     # -- nodes ---------------------------------------------------------------------------------------------
     def nodes(self) -> list[Check]:
         nodes = {str(n["metadata"]["name"]): n for n in self.items("v1", "Node") or []}
@@ -665,19 +678,18 @@ class _Cluster:
         services = {(s["metadata"].get("namespace"), s["metadata"]["name"]) for s in self.items("v1", "Service") or []}
         if (namespace, service) not in services:
             return [Check("Prometheus targets", ids_all, FAIL, f"no Service {namespace}/{service}")]
-        from kubernetes import client
-
+        path = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/api/v1/targets"
         try:
-            response: Any = client.CoreV1Api(self.dyn.client).connect_get_namespaced_service_proxy_with_path(
-                f"{service}:{port}", namespace, "api/v1/targets", _preload_content=False,
-                _request_timeout=PROBE_TIMEOUT)
-            body = response.data  # raw bytes: the generated client would mangle a JSON answer into a str repr
+            code, body = self.raw_get(path)
         except Exception as exc:
-            if livecheck.status_of(exc) in (404, 405, 501):
-                return [Check("Prometheus targets", ids_all, NOT_CHECKABLE, "the API server does not proxy to "
-                              f"Service {namespace}/{service} ({livecheck.describe(exc)[:80]})")]
-            return [Check("Prometheus targets", ids_all, FAIL, f"Prometheus did not answer through the API "
+            return [Check("Prometheus targets", ids_all, FAIL, "Prometheus did not answer through the API "
                           f"server's proxy: {livecheck.describe(exc)[:200]}")]
+        if code in (404, 405, 501):
+            return [Check("Prometheus targets", ids_all, NOT_CHECKABLE, "the API server does not proxy to "
+                          f"Service {namespace}/{service} (HTTP {code})")]
+        if code >= 400:
+            return [Check("Prometheus targets", ids_all, FAIL, f"Prometheus answered HTTP {code} through the API "
+                          "server's proxy")]
         return prometheus_checks(body, len(self.inventory.hosts))
 
     def anonymous_access(self) -> list[Check]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from homelab import livecheck, redact, stamps
+from homelab.paths import Layout
 from homelab.project import Project
 
 PASS, FAIL, NOT_CHECKABLE = "pass", "fail", "not-checkable-here"
@@ -190,16 +191,19 @@ def default_live_dir(project: Project) -> Path | None:
     return None
 
 
-def live_env(project: Project) -> tuple[dict[str, str] | None, str]:
-    """The environment for tests/live, or None and why the hosts cannot be reached from here."""
-    env = dict(os.environ, HOMELAB_ENV=project.layout.env, HOMELAB_LIVE="1")
-    env.pop("HOMELAB_SSH_CONFIG", None)
-    if project.layout.env == "sandbox":
-        from homelab.runstage import ssh_config
+def live_env(layout: Layout) -> tuple[dict[str, str] | None, str]:
+    """The environment for tests/live, or None and why the hosts cannot be reached from here.
 
-        config = Path(ssh_config(project))
+    ``HOMELAB_LIVE=1``: running verify is the operator's explicit request to read the selected environment's
+    hosts (tests/live skips everything without it). The sandbox's hosts are reached through its ssh config, and
+    only while the sandbox is up; any other environment's through the inventory's addresses and ssh settings.
+    """
+    env = dict(os.environ, HOMELAB_ENV=layout.env, HOMELAB_LIVE="1")
+    env.pop("HOMELAB_SSH_CONFIG", None)
+    if layout.env == "sandbox":
+        config = layout.build / "ssh" / "config"  # what homelab.sandbox writes on every `up`
         if not config.is_file():
-            return None, f"the sandbox is not up (no {project.layout.rel(config)}; python -m homelab.sandbox up)"
+            return None, f"the sandbox is not up (no {layout.rel(config)}; python -m homelab.sandbox up)"
         env["HOMELAB_SSH_CONFIG"] = str(config)
     return env, ""
 
@@ -214,7 +218,7 @@ def host_checks_report(project: Project, *, live_dir: Path | None = None,
     if where is None:
         return [Check("hosts", all_ids, NOT_CHECKABLE, "tests/live is not in this checkout")]
     if env is None:
-        env, why = live_env(project)
+        env, why = live_env(project.layout)
         if env is None:
             return [Check("hosts", all_ids, NOT_CHECKABLE, why)]
     try:

@@ -85,7 +85,10 @@ def drift_report(project: Project, *, hosts: bool = True, cluster: bool = True) 
         host_drift(project, report)
     if cluster:
         access = livecheck.cluster_access(project)
-        if access.kubeconfig is None:
+        if access.kubeconfig is None and project.layout.env != "sandbox" and applied_releases(project):
+            # stamps say releases were applied to a cluster that cannot be read now: that is not "no drift"
+            report.unchecked.append(f"not checked: cluster: {access.reason}")
+        elif access.kubeconfig is None:
             report.notes.append(f"not checked: cluster: {access.reason}")
         else:
             cluster_drift(project, access.kubeconfig, report)
@@ -202,11 +205,12 @@ def _render_all(project: Project, releases: list[Release]) -> dict[str, Any]:
 
 def _helm_drift(release: Release, stamp: dict[str, Any], kubeconfig: Any, report: DriftReport) -> None:
     from homelab import helm
+    from homelab.binaries import BinaryNotFound
 
     recorded = (stamp.get("result") or {}).get("helm_revision")
     try:
         rows = helm.history(release.name, release.namespace, kubeconfig)
-    except helm.HelmError as exc:
+    except (helm.HelmError, BinaryNotFound) as exc:
         report.unchecked.append(f"not checked: {release.name}: {exc}")
         return
     if not rows:

@@ -317,16 +317,27 @@ def cluster_checks(project: Project, *, resolver: Resolver | None = None,
         return [Check("cluster", CLUSTER_IDS, FAIL, str(exc))]
     cluster = _Cluster(project, dyn, access.kubeconfig)
     checks: list[Check] = []
-    steps: list[Callable[[], list[Check]]] = [
-        cluster.nodes, cluster.storage, cluster.postgres, cluster.certificates, cluster.releases,
-        cluster.workloads, cluster.namespaces, cluster.load_balancer, cluster.ingress_routes,
-        lambda: cluster.ingress_tls(resolver, tls_context), cluster.prometheus, cluster.anonymous_access]
-    for step in steps:
+    # (name, the ids its checks support, the step): a step that raises still fails its own ids
+    steps: list[tuple[str, tuple[str, ...], Callable[[], list[Check]]]] = [
+        ("nodes", ("FR1", "FR2", "FR4", "FR5", "FR39", "FR71", "FR100", "FR102", "NFR36"), cluster.nodes),
+        ("storage", ("FR14", "FR15", "FR16"), cluster.storage),
+        ("PostgreSQL", ("FR31", "FR32"), cluster.postgres),
+        ("certificates", ("FR10", "NFR7"), cluster.certificates),
+        ("releases", ("FR8",), cluster.releases),
+        ("workloads", ("FR7",), cluster.workloads),
+        ("namespaces", ("FR11",), cluster.namespaces),
+        ("MetalLB", ("FR19",), cluster.load_balancer),
+        ("IngressRoutes", ("FR20", "FR21"), cluster.ingress_routes),
+        ("HTTPS through the ingress", ("FR9", "FR21", "NFR7"), lambda: cluster.ingress_tls(resolver, tls_context)),
+        ("Prometheus", ("FR25", "FR26", "FR27", "NFR18"), cluster.prometheus),
+        ("anonymous API access", ("NFR12",), cluster.anonymous_access),
+    ]
+    for name, ids, step in steps:
         try:
             checks += step()
         except Exception as exc:  # one failing read must not hide the other checks' results
-            name = getattr(step, "__name__", "check")
-            checks.append(Check(f"cluster {name}", (), FAIL, f"{type(exc).__name__}: {livecheck.describe(exc)}"))
+            checks.append(Check(name, ids, FAIL, f"could not read the cluster: {type(exc).__name__}: "
+                                                 f"{livecheck.describe(exc)}"))
     return checks
 
 

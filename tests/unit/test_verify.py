@@ -484,3 +484,13 @@ def test_the_real_live_checks_skip_without_hosts(tree: Tree) -> None:
     assert keys <= set(verify.HOST_CHECKS), keys - set(verify.HOST_CHECKS)
     assert keys == set(verify.HOST_CHECKS)
     assert sys.executable and subprocess  # the runner uses this interpreter
+
+
+def test_a_check_that_cannot_read_fails_its_own_ids(healthy: tuple[Lab, Answers],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    lab, _ = healthy
+    monkeypatch.setenv("HOMELAB_HELM", str(lab.tree.root / "no-such-helm"))
+    report = _report(lab, hosts=False)
+    assert report.status("FR8") == verify.FAIL
+    assert report.row("FR8").reason.startswith("releases: could not read the cluster: BinaryNotFound: ")
+    assert report.status("FR4") == verify.PASS  # the other checks still ran

@@ -13,7 +13,9 @@ Three parts, each compared with the stamps (what was last applied), never with t
 
 A release whose inputs changed since it was applied is not compared object by object: its rendering is not
 what was applied (``doit plan`` names the change). Helm hook objects are skipped: helm deletes many of them
-by their own policy, so their absence is not drift.
+by their own policy, so their absence is not drift. One known source of honest-but-surprising drift: the
+offline rendering declares every CRD API we hold a schema for (``homelab.render``), so a chart that tests
+``.Capabilities`` and was installed before such an API existed differs until its next upgrade.
 
 Lines (``DriftReport.lines``, printed by the engine in order)::
 

@@ -494,3 +494,26 @@ def test_a_check_that_cannot_read_fails_its_own_ids(healthy: tuple[Lab, Answers]
     assert report.status("FR8") == verify.FAIL
     assert report.row("FR8").reason.startswith("releases: could not read the cluster: BinaryNotFound: ")
     assert report.status("FR4") == verify.PASS  # the other checks still ran
+
+
+def test_verify_report_runs_the_host_checks_where_the_sandbox_is_up(tmp_path: Path, tree: Tree,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path of ``verify_report``: live_env finds the sandbox's ssh config (a stand-in file here; the
+    synthetic checks use the local:// backend and never read it), pytest runs, the rows come from it."""
+    monkeypatch.delenv("HOMELAB_KUBECONFIG", raising=False)
+    config = tree.build / "ssh" / "config"
+    config.parent.mkdir(parents=True)
+    config.write_text("# stand-in: the synthetic checks run on local://\n")
+    live = tmp_path / "checkout" / "tests" / "live"
+    live.mkdir(parents=True)
+    (live / "test_vm.py").write_text(SYNTHETIC + "\n\ndef test_env(entry='x'):\n    import os\n"
+                                     "    assert os.environ['HOMELAB_LIVE'] == '1'\n"
+                                     f"    assert os.environ['HOMELAB_SSH_CONFIG'] == {str(config)!r}\n")
+    project = Project.load(paths.layout("sandbox", tree.root))
+    report = verify.verify_report(project, live_dir=live,
+                                  host_checks={**verify.HOST_CHECKS, "test_vm.py::test_env": ("NFR57",)})
+    assert report.status("FR103") == verify.PASS
+    assert report.status("NFR57") == verify.PASS, report.row("NFR57").reason
+    assert report.status("FR47") == verify.FAIL
+    assert report.status("FR4") == verify.NOT_CHECKABLE
+    assert report.exit_code == 1

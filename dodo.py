@@ -50,6 +50,16 @@ def task_converge():
     return tasks.converge()
 
 
+def task_verify():
+    """Read-only health report: testinfra checks and cluster checks, as an FR/NFR pass/fail table."""
+    return tasks.verify()
+
+
+def task_drift():
+    """Read-only: live state against the last applied state; exit 2 on drift."""
+    return tasks.drift()
+
+
 def task_sandbox_down():
     """Stop and remove the local sandbox hosts (sandbox environment only)."""
     return tasks.sandbox_down()

@@ -135,6 +135,42 @@ def docs() -> TaskDict:
             "doc": "regenerate docs/components.md and the DAG picture from the releases and the graph"}
 
 
+def verify() -> TaskDict:
+    def action() -> Any:
+        from homelab.verify import verify_report
+
+        prj = project()
+        if not prj.ok:
+            return _refuse()
+        report = verify_report(prj)
+        for line in report.lines:
+            print(line)
+        return _failed("some checks failed (see the table)") if report.exit_code else None
+
+    return {"actions": [action], "verbosity": 2, "uptodate": [False],
+            "doc": "read-only: testinfra checks on the hosts and cluster checks, as an FR/NFR pass/fail table"}
+
+
+def drift() -> TaskDict:
+    def action() -> Any:
+        from homelab.drift import drift_report
+
+        prj = project()
+        if not prj.ok:
+            return _refuse()
+        report = drift_report(prj)
+        for line in report.lines:
+            print(line)
+        sys.stdout.flush()
+        if report.exit_code == 2:
+            # the documented contract: exit 2 on drift (doit itself only knows 0 and 1)
+            raise SystemExit(2)
+        return _failed("some parts could not be checked") if report.exit_code else None
+
+    return {"actions": [action], "verbosity": 2, "uptodate": [False],
+            "doc": "read-only: live hosts and cluster vs what was last applied; exit 2 on drift"}
+
+
 def render() -> TaskDict:
     def action() -> Any:
         from homelab import render as render_mod

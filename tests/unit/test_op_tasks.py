@@ -35,3 +35,15 @@ def test_operations_refuse_on_invalid_input(tree: Tree) -> None:
     run = tree.doit("node_remove", "node=sbx-worker-02")
     assert run.returncode == 1
     assert "unknown needs name 'databse'" in run.stderr
+
+
+def test_drift_task_exits_2_on_host_drift_and_0_without(tree: Tree) -> None:
+    import json
+
+    assert tree.doit().returncode == 0
+    clean = tree.doit("drift")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "drift: none" in clean.stdout
+    drifted = tree.doit("drift", FAKE_HOSTRUN_DRIFT=json.dumps({"vm:sbx-worker-01": ["files.line NO_PROXY"]}))
+    assert drifted.returncode == 2
+    assert "vm:sbx-worker-01" in drifted.stdout

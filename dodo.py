@@ -45,6 +45,11 @@ def task_releases():
     yield from tasks.release_tasks()
 
 
+def task_post_deploy():
+    """Work after a release is applied: ollama_models pulls the model list."""
+    yield from tasks.post_deploy_tasks()
+
+
 def task_converge():
     """Converge everything whose inputs changed (the default task)."""
     return tasks.converge()
@@ -85,6 +90,11 @@ def task_gpu_ml():
 def task_gpu_status():
     """The recorded GPU mode and vLLM replicas."""
     return optasks.gpu_status()
+
+
+def task_ollama_health():
+    """Health check: Ollama lists its model and answers a short prompt."""
+    return optasks.ollama_health()
 
 
 def task_pg_backup():

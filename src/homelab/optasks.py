@@ -74,6 +74,11 @@ def gpu_status() -> dict[str, Any]:
     return op_task("show the recorded GPU mode and the vLLM replicas", lambda p, _: _call("gpu", "run_gpu_status", p))
 
 
+def ollama_health() -> dict[str, Any]:
+    return op_task("Ollama answers: /api/tags lists the model and a short /api/generate replies (NFR13)",
+                   lambda p, _: _call("ollama", "health", p))
+
+
 def pg_backup() -> dict[str, Any]:
 
     return op_task("run the PostgreSQL backup CronJob now and verify the dump (gzip, SQL header)",

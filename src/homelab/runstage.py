@@ -147,7 +147,7 @@ def run_release_task(project: Project, name: str) -> bool:
     release = project.release(name)
     for reason in why(project, name):
         print(f"  why: {reason}")
-    if release.spec.get("gpu") and _applies(project) and kubeconfig_path(project).exists():
+    if release.spec.get("gpu") and applies(project) and kubeconfig_path(project).exists():
         _sync_gpu_mode(project, name)
     rendered, found = render.check_release(project, release)
     for line in render.summary(project, rendered, found)[1:]:
@@ -157,7 +157,7 @@ def run_release_task(project: Project, name: str) -> bool:
         return _fail(name, f"{len(bad)} validation/policy error(s); nothing was applied (first: {bad[0].line()})")
     applied = False
     applied_result: dict[str, Any] = {}
-    if not _applies(project):
+    if not applies(project):
         print(f"  {name}: {len(rendered.objects)} object(s) rendered and validated; not applied: the sandbox "
               "has no Kubernetes API (HOMELAB_ENV=lab, or HOMELAB_KUBECONFIG=..., applies)")
     else:
@@ -185,7 +185,7 @@ def run_release_task(project: Project, name: str) -> bool:
     return True
 
 
-def _applies(project: Project) -> bool:
+def applies(project: Project) -> bool:
     """Whether release tasks apply: always in a real lab; in the sandbox only with an explicit kubeconfig."""
     return project.layout.env != "sandbox" or "HOMELAB_KUBECONFIG" in os.environ
 

@@ -295,6 +295,53 @@ def _release_action(name: str) -> Callable[[], Any]:
     return action
 
 
+def post_deploy_tasks() -> Iterator[TaskDict]:
+    """Work that follows a release's apply: Ollama's model pulls (idempotent, story 6.1)."""
+    prj = project()
+    if not prj.ok or prj.inventory is None or "ollama" not in {r.name for r in prj.releases}:
+        return
+
+    def inputs() -> dict[str, Any]:
+        from homelab import stamps
+
+        stamp = stamps.read(prj.layout.stamps, "ollama") or {}
+        release = prj.release("ollama")
+        pull = ((release.values.get("ollama") or {}).get("models") or {}).get("pull") or []
+        result = stamp.get("result", {})
+        return {"models": list(pull), "ollama": [result.get("rendered_digest"), result.get("helm_revision")],
+                "endpoint": os.environ.get("HOMELAB_OLLAMA_URL", "ingress")}
+
+    def uptodate(task: Any = None, values: Any = None) -> bool:
+        from homelab import stamps
+        from homelab.digest import digest
+
+        stamp = stamps.read(prj.layout.stamps, "ollama_models")
+        return stamp is not None and stamp.get("input_digest") == digest(inputs())
+
+    def action() -> Any:
+        from homelab import runstage, stamps
+        from homelab.digest import digest
+
+        current = inputs()
+        applied = False
+        if not runstage.applies(prj) and "HOMELAB_OLLAMA_URL" not in os.environ:
+            print("  ollama models: not pulled: the sandbox has no cluster (HOMELAB_OLLAMA_URL names an Ollama)")
+        else:
+            from homelab.ops import ollama
+
+            result = ollama.pull_models(prj)
+            if not result.ok:
+                return _failed(result.message)
+            applied = True
+        stamps.write(prj.layout.stamps, "ollama_models", kind="post-deploy", input_digest=digest(current),
+                     result_digest=digest(current["models"]), inputs=current, result={"applied": applied},
+                     applied=applied)
+        return None
+
+    yield {"basename": "ollama_models", "actions": [action], "task_dep": ["ollama"], "uptodate": [uptodate],
+           "verbosity": 2, "doc": "pull the ollama release's model list (only missing models) after it is applied"}
+
+
 def converge() -> TaskDict:
     prj = project()
     if not prj.ok or prj.inventory is None:
@@ -302,6 +349,7 @@ def converge() -> TaskDict:
                 "verbosity": 2}
     deps = [s.name for s in prj.stages if any(n.stage == s.name for n in prj.graph.nodes.values())]
     deps += [r.name for r in prj.releases]
+    deps += ["ollama_models"] if "ollama" in {r.name for r in prj.releases} else []
     return {"actions": None, "task_dep": deps,
             "doc": "converge every host stage and release whose inputs changed (the default)"}
 

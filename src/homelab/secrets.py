@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac as _hmac
+import json
 import os
+import re
 import secrets as _random
 
 from homelab import redact
@@ -137,10 +139,12 @@ def check_secrets(layout: Layout, required: dict[str, str]) -> list[Problem]:
         return problems
     store = Secrets(layout)
     try:
-        have = set(store.load())
+        values = store.load()
     except SecretsError as exc:
         return [Problem(layout.rel(layout.secrets_file), "", str(exc),
                         f"create the identity with `python -m homelab.secrets init {layout.env}`")]
+    have = set(values)
+    problems += shape_problems(layout, values)
     for name, where in sorted(required.items()):
         if name not in have:
             problems.append(Problem(where.split(" ")[0], where.split(" ", 1)[1] if " " in where else "",
@@ -148,6 +152,28 @@ def check_secrets(layout: Layout, required: dict[str, str]) -> list[Problem]:
                                     f"put it into {layout.rel(layout.secrets_file)}: "
                                     f"`python -m homelab.secrets set {layout.env} {name}`"))
     return problems
+
+
+def shape_problems(layout: Layout, values: dict[str, str]) -> list[Problem]:
+    """The decrypted mapping against schemas/secrets.schema.json. Messages name the secret, never its value
+    (jsonschema's own messages quote the instance, so they are not used)."""
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((layout.root / "schemas" / "secrets.schema.json").read_text())
+    rel = layout.rel(layout.secrets_file)
+    problems = []
+    for error in Draft202012Validator(schema).iter_errors(values):
+        path = list(error.absolute_path)
+        if not path:
+            # a property-name error has no path: jsonschema reports it on the mapping itself
+            bad = [k for k in values if not re.match(schema["propertyNames"]["pattern"], k)]
+            problems += [Problem(rel, k, "secret name has the wrong form",
+                                 "lower-case dotted names like postgres.admin_password") for k in bad]
+        else:
+            name = str(path[0]) if path else ""
+            problems.append(Problem(rel, name, "secret value must be a non-empty string",
+                                    f"set it again with `python -m homelab.secrets set {layout.env} {name}`"))
+    return sorted(set(problems))
 
 
 def sandbox_mode_ok() -> bool:

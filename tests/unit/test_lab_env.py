@@ -42,3 +42,17 @@ def test_lab_check_and_plan_contact_nothing(tree: Tree, tmp_path) -> None:  # ty
     assert "plan: 22 of 22 tasks would run" in plan.stdout
     assert not log.exists()
     assert (tree.root / "secrets" / "lab.age").read_bytes().startswith(b"age-encryption.org/v1")
+
+
+def test_secrets_file_is_checked_against_its_schema_without_showing_values(tree: Tree) -> None:
+    from homelab import paths
+    from homelab.secrets import Secrets
+
+    assert _secrets_cli(tree, "init", "lab").returncode == 0
+    store = Secrets(paths.layout("lab", tree.root))
+    store.save({name: f"value-of-{name}-123" for name in SECRETS} | {"Bad Name": "CANARY-shape-98765", "empty.one": ""})
+    run = tree.doit("check", HOMELAB_ENV="lab")
+    assert run.returncode == 1
+    assert "secrets/lab.age: Bad Name: secret name has the wrong form" in run.stderr
+    assert "secrets/lab.age: empty.one: secret value must be a non-empty string" in run.stderr
+    assert "CANARY-shape-98765" not in run.stdout + run.stderr

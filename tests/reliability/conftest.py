@@ -4,19 +4,22 @@
 tests/sandbox/conftest.py. There is one sandbox per machine, so this fixture leaves it as it found it: hosts
 it had to bring up are torn down when the session ends (never earlier, so no other module loses them
 mid-use); a sandbox that was already running, e.g. for another test session, is left running.
-``cluster`` (the FAKE Kubernetes API with a recording helm) comes from tests/unit/test_apply_support.py.
+``cluster`` (the FAKE Kubernetes API with a recording helm) comes from tests/unit/test_apply_support.py;
+``fake_ollama`` is the FAKE Ollama API of tests/unit/test_ollama_ops.py, for the converge's ollama_models
+step (point HOMELAB_OLLAMA_URL at it: the fake cluster has no ingress to reach an Ollama through).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from homelab.sandbox.testing import RunningSandbox
 from tests.unit.test_apply_support import cluster
 
-__all__ = ["cluster", "sandbox"]
+__all__ = ["cluster", "fake_ollama", "sandbox"]
 
 SANDBOX_HOSTS = ["sbx-master", "sbx-worker-01"]
 
@@ -39,3 +42,12 @@ def sandbox() -> Iterator[RunningSandbox]:
     finally:
         if not was_up:
             api.down(root, log=quiet_log)
+
+
+@pytest.fixture
+def fake_ollama() -> Iterator[Any]:
+    from tests.unit.test_ollama_ops import FakeOllama
+
+    fake = FakeOllama()
+    yield fake
+    fake.server.shutdown()

@@ -14,6 +14,7 @@ import re
 import secrets as random
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,12 +95,13 @@ def test_canaries_stay_secret_without_an_api(tree: Tree, tmp_path: Path) -> None
 
 
 @pytest.mark.fakeapi
-def test_canaries_stay_secret_through_the_apply_path(tmp_path: Path, cluster: Cluster,
+def test_canaries_stay_secret_through_the_apply_path(tmp_path: Path, cluster: Cluster, fake_ollama: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     tree = fakeapi_tree(tmp_path, cluster, monkeypatch)
     canaries = _plant(tree)
     log = tmp_path / "calls.log"
-    loud = {"HOMELAB_VERBOSE": "1", "FAKE_HOSTRUN_ECHO_SECRETS": "1", "FAKE_HOSTRUN_LOG": str(log), **cluster.env}
+    loud = {"HOMELAB_VERBOSE": "1", "FAKE_HOSTRUN_ECHO_SECRETS": "1", "FAKE_HOSTRUN_LOG": str(log),
+            "HOMELAB_OLLAMA_URL": fake_ollama.url, **cluster.env}
     runs = {
         "check": doit(tree, *VERBOSE, "check", **loud),
         "plan": doit(tree, *VERBOSE, "plan", **loud),

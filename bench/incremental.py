@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -70,7 +69,7 @@ def _replace(rel: str, old: str, new: str) -> Callable[[Path], None]:
 def _rotate_secret(name: str) -> Callable[[Path], None]:
     def apply(root: Path) -> None:
         code = ("from homelab.paths import layout; from homelab.secrets import Secrets;"
-                "s=Secrets(layout('sandbox')); v=dict(s.load()); v[%r]=v[%r]+'-rotated'; s.save(v)" % (name, name))
+                f"s=Secrets(layout('sandbox')); v=dict(s.load()); v[{name!r}]=v[{name!r}]+'-rotated'; s.save(v)")
         subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), check=True)
     return apply
 
@@ -153,9 +152,9 @@ def main() -> None:
     for row in result["edits"]:  # type: ignore[attr-defined]
         extra = sorted(set(row["ran"]) - set(row["should"]))
         missed = sorted(set(row["should"]) - set(row["ran"]))
+        notes = (f"  extra: {', '.join(extra)}" if extra else "") + (f"  missed: {', '.join(missed)}" if missed else "")
         print(f"  {row['edit']:<36} reran {len(row['ran']):>2}  should {len(row['should']):>2}  "
-              f"precision {row['precision']:.2f}  recall {row['recall']:.2f}"
-              + (f"  extra: {', '.join(extra)}" if extra else "") + (f"  missed: {', '.join(missed)}" if missed else ""))
+              f"precision {row['precision']:.2f}  recall {row['recall']:.2f}{notes}")
     print(f"  overall precision {result['precision']:.2f}, recall {result['recall']:.2f}")
 
 

@@ -319,13 +319,14 @@ def post_deploy_tasks() -> Iterator[TaskDict]:
         return stamp is not None and stamp.get("input_digest") == digest(inputs())
 
     def action() -> Any:
-        from homelab import runstage, stamps
+        from homelab import stamps
         from homelab.digest import digest
 
         current = inputs()
         applied = False
-        if not runstage.applies(prj) and "HOMELAB_OLLAMA_URL" not in os.environ:
-            print("  ollama models: not pulled: the sandbox has no cluster (HOMELAB_OLLAMA_URL names an Ollama)")
+        if prj.layout.env == "sandbox" and "HOMELAB_OLLAMA_URL" not in os.environ:
+            # the sandbox's domain resolves nowhere: never look it up, say why nothing was pulled
+            print("  ollama models: not pulled: the sandbox has no Ollama endpoint (HOMELAB_OLLAMA_URL names one)")
         else:
             from homelab.ops import ollama
 

@@ -46,7 +46,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 def fake_ollama() -> Iterator[Any]:
-    from tests.unit.test_ollama_ops import FakeOllama
+    from tests.fakes.fake_ollama import FakeOllama
 
     fake = FakeOllama()
     yield fake

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.fakeapi.server import FakeApiServer
+from tests.fakes.fake_ollama import FakeOllama
 from tests.helpers import FIXTURES, REPO
 
 HELM = str(REPO / ".venv" / "bin" / "helm")
@@ -279,11 +280,16 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(fake_api: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+def cluster(fake_api: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            request: pytest.FixtureRequest) -> Cluster:
     """The fake API with kubeconfig, helm recorder and private helm homes, also set in this process's env."""
     kubeconfig = fake_api.write_kubeconfig(tmp_path / "cluster" / "kubeconfig")
     recorder = HelmRecorder(tmp_path / "cluster" / "bin")
+    # the fake cluster has no ingress: the ollama_models post-deploy step talks to a FAKE Ollama instead
+    ollama = FakeOllama()
+    request.addfinalizer(ollama.stop)
     env = {
+        "HOMELAB_OLLAMA_URL": ollama.url,
         "HOMELAB_KUBECONFIG": str(kubeconfig),
         "HOMELAB_HELM": str(recorder.path),
         "HELM_CACHE_HOME": str(tmp_path / "cluster" / "helm-cache"),

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,52 +11,15 @@ import pytest
 from homelab import paths, redact
 from homelab.ops import ollama
 from homelab.project import Project
+from tests.fakes.fake_ollama import FakeOllama
 from tests.helpers import Tree, make_tree
-
-
-class FakeOllama:
-    """Remembers pulled models; answers /api/tags, /api/pull and /api/generate like Ollama."""
-
-    def __init__(self) -> None:
-        self.models: set[str] = set()
-        self.pulls: list[str] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _reply(self, body: object) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._reply({"models": [{"name": m} for m in sorted(fake.models)]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path == "/api/pull":
-                    fake.pulls.append(body["model"])
-                    fake.models.add(body["model"])
-                    self._reply({"status": "success"})
-                else:
-                    ok = body["model"] in fake.models
-                    self._reply({"response": "OK" if ok else "", "done": True})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
 def fake_ollama() -> Iterator[FakeOllama]:
     fake = FakeOllama()
     yield fake
-    fake.server.shutdown()
+    fake.stop()
 
 
 @pytest.fixture
@@ -118,5 +78,5 @@ def test_converge_pulls_models_once_as_a_post_deploy_task(real: tuple[Tree, Proj
     # in the sandbox without an endpoint the task says why nothing was pulled, and then rests
     tree.edit("releases/ollama/release.yaml", "- qwen2.5-coder:1.5b", "- qwen2.5-coder:3b")
     third = tree.doit()
-    assert "not pulled: the sandbox has no cluster" in third.stdout
+    assert "not pulled: the sandbox has no Ollama endpoint" in third.stdout
     assert "ollama_models" not in tree.doit().stdout

@@ -37,12 +37,15 @@ def test_canaries_never_leak(tree: Tree) -> None:
     _plant(tree)
     # the values must be in use: a change of secret shows up by name in the plan
     runs = [
-        tree.doit("check", "--verbosity", "2", HOMELAB_VERBOSE="1"),
-        tree.doit("plan", "--verbosity", "2", HOMELAB_VERBOSE="1"),
+        tree.doit("--verbosity", "2", "check", HOMELAB_VERBOSE="1"),
+        tree.doit("--verbosity", "2", "plan", HOMELAB_VERBOSE="1"),
         tree.doit("--verbosity", "2", "--continue", HOMELAB_VERBOSE="1", FAKE_HOSTRUN_ECHO_SECRETS="1",
                   FAKE_HOSTRUN_FAIL="k3s:sbx-worker-02"),
         tree.doit("plan", HOMELAB_VERBOSE="1"),
     ]
+    # every run really ran (doit rejects misplaced options with exit 3); the converge fails on purpose
+    assert [r.returncode == 0 for r in runs] == [True, True, False, True]
+    assert runs[2].returncode in (1, 2)
     for i, run in enumerate(runs):
         _assert_clean(run.stdout, f"stdout of run {i}")
         _assert_clean(run.stderr, f"stderr of run {i}")

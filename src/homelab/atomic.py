@@ -36,3 +36,19 @@ def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode)
+
+
+def replace_dir(new: Path, target: Path, parked: Path) -> None:
+    """Put directory ``new`` in place of ``target``: two renames, the old tree parked at ``parked`` and removed.
+
+    Without an atomic exchange a crash between the renames leaves no ``target`` at all, never half of one,
+    so a reader sees the old tree, the new tree, or nothing (and rebuilds).
+    """
+    import shutil
+
+    if target.exists():
+        os.rename(target, parked)
+        os.rename(new, target)
+        shutil.rmtree(parked)
+    else:
+        os.rename(new, target)

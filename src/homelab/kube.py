@@ -154,12 +154,13 @@ def connect(kubeconfig: Path) -> Any:
             api = config.new_client_from_config(config_file=str(path))  # type: ignore[no-untyped-call]
             dyn = DynamicClient(api, cache_file=str(path.with_name(f".{path.name}.discovery.json")))  # type: ignore[no-untyped-call]
         except Exception as exc:  # config errors, connection refused during discovery
-            raise KubeError(f"cannot reach the cluster of {path}: {_describe(exc)}") from None
+            raise KubeError(f"cannot reach the cluster of {path}: {describe_error(exc)}") from None
         _CLIENTS[(str(path), stamp)] = dyn
         return dyn
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One redacted line for a Kubernetes API error: the API's own message when it sent one."""
     body = getattr(exc, "body", None)
     if body:
         try:
@@ -217,7 +218,7 @@ def _items(result: Any) -> list[dict[str, Any]]:
 # -- server-side apply -----------------------------------------------------------------------------------
 
 def _webhook_failure(exc: BaseException) -> bool:
-    text = _describe(exc).lower()
+    text = describe_error(exc).lower()
     return _status(exc) in (500, 502, 503, 504) and ("webhook" in text or "connection refused" in text
                                                       or "no endpoints" in text or "x509" in text)
 
@@ -230,12 +231,12 @@ def _ensure_namespaces(dyn: Any, names: Iterable[str], report: ApplyReport, rele
             continue
         except Exception as exc:
             if _status(exc) != 404:
-                raise KubeError(f"cannot read namespace {name}: {_describe(exc)}") from None
+                raise KubeError(f"cannot read namespace {name}: {describe_error(exc)}") from None
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         try:
             namespaces.server_side_apply(body=body, name=name, field_manager=FIELD_MANAGER, force_conflicts=True)
         except Exception as exc:
-            raise KubeError(f"cannot create namespace {name}: {_describe(exc)}") from None
+            raise KubeError(f"cannot create namespace {name}: {describe_error(exc)}") from None
         # unlabelled on purpose: a namespace is never pruned with a release, it may hold anything
         report.messages.append(f"created namespace {name}: {release}'s manifests live there")
 
@@ -260,7 +261,7 @@ def list_labelled(dyn: Any, release: str, kinds: Iterable[str]) -> dict[Identity
         except Exception as exc:
             if _status(exc) == 404:
                 continue
-            raise KubeError(f"cannot list {kind} labelled {RELEASE_LABEL}={release}: {_describe(exc)}") from None
+            raise KubeError(f"cannot list {kind} labelled {RELEASE_LABEL}={release}: {describe_error(exc)}") from None
         for item in _items(listed):
             meta = item.get("metadata") or {}
             if meta.get("deletionTimestamp"):
@@ -343,11 +344,11 @@ def _apply_one(dyn: Any, resource: Any, obj: dict[str, Any], existing: dict[tupl
         except Exception as exc:
             if _webhook_failure(exc) and time.monotonic() + delay < deadline:
                 report.messages.append(f"{key_text(key)}: admission webhook not answering yet "
-                                       f"({_describe(exc)[:160]}); retrying in {delay:.0f}s")
+                                       f"({describe_error(exc)[:160]}); retrying in {delay:.0f}s")
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
                 continue
-            raise KubeError(f"server-side apply of {key_text(key)} failed: {_describe(exc)}") from None
+            raise KubeError(f"server-side apply of {key_text(key)} failed: {describe_error(exc)}") from None
     version = str((result.to_dict().get("metadata") or {}).get("resourceVersion", ""))
     before = existing.get(same_object(key))
     action = "created" if before is None else "unchanged" if before[1] == version else "configured"
@@ -366,7 +367,7 @@ def delete(dyn: Any, key: ObjectKey) -> None:
         resource.delete(name=name, namespace=namespace or None, propagation_policy="Background")
     except Exception as exc:
         if _status(exc) != 404:
-            raise KubeError(f"cannot delete {key_text(key)}: {_describe(exc)}") from None
+            raise KubeError(f"cannot delete {key_text(key)}: {describe_error(exc)}") from None
 
 
 def _prune_listed(dyn: Any, release: str, listed: dict[Identity, tuple[ObjectKey, str]],
@@ -426,7 +427,7 @@ def webhook_services(dyn: Any, objects: list[dict[str, Any]]) -> list[WebhookSer
         try:
             configs = _items(resource.get())
         except Exception as exc:
-            raise KubeError(f"cannot list {config_kind}s: {_describe(exc)}") from None
+            raise KubeError(f"cannot list {config_kind}s: {describe_error(exc)}") from None
         for config in configs:
             config_name = f"{config_kind} {(config.get('metadata') or {}).get('name', '')}"
             for hook in config.get("webhooks") or []:
@@ -503,7 +504,7 @@ def _await_webhook(service: str, namespace: str, kubeconfig: Path, timeout: floa
         except Exception as exc:
             if _status(exc) == 404:
                 return False, "the Service does not exist"
-            raise KubeError(f"cannot read Service {namespace}/{service}: {_describe(exc)}") from None
+            raise KubeError(f"cannot read Service {namespace}/{service}: {describe_error(exc)}") from None
         selector = (svc.get("spec") or {}).get("selector") or {}
         if not selector:
             return True, "Service without selector (endpoints managed elsewhere)"
@@ -553,7 +554,7 @@ def wait_ready(kind: str, name: str, namespace: str, kubeconfig: Path, timeout: 
         except Exception as exc:
             if _status(exc) == 404:
                 return False, "does not exist"
-            raise KubeError(f"cannot read {kind} {namespace}/{name}: {_describe(exc)}") from None
+            raise KubeError(f"cannot read {kind} {namespace}/{name}: {describe_error(exc)}") from None
         return _readiness(kind, obj)
 
     done, detail, waited = _poll(check, timeout)

@@ -81,7 +81,7 @@ def describe(exc: BaseException) -> str:
     """One redacted line for a client exception (the API's own message where it sent one)."""
     from homelab import kube
 
-    return kube._describe(exc)
+    return kube.describe_error(exc)
 
 
 def resource_for(dyn: Any, api_version: str, kind: str) -> Any | None:

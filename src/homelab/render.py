@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from homelab import charts, redact
+from homelab.atomic import replace_dir
 from homelab.project import Project
 from homelab.releases import Release
 from homelab.violations import Violation
@@ -236,14 +237,7 @@ def write_manifests(base: Path, release: str, objects: list[dict[str, Any]]) -> 
         if final.exists() and _exchange(tmp, final):
             shutil.rmtree(tmp)  # tmp now holds the previous rendering
         else:
-            if final.exists():
-                # no atomic exchange here: a crash between the renames leaves no directory, never half of one
-                old = base / f".{release}.old-{os.getpid()}"
-                os.rename(final, old)
-                os.rename(tmp, final)
-                shutil.rmtree(old)
-            else:
-                os.rename(tmp, final)
+            replace_dir(tmp, final, base / f".{release}.old-{os.getpid()}")
         _fsync_dir(base)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -563,17 +563,9 @@ class JobError(Exception):
 
 
 def _api_error(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if message:
-            return redact.redact(" ".join(str(message).split()))
-    status = getattr(exc, "status", None)
-    text = " ".join(str(exc).split())[:300] or type(exc).__name__
-    return redact.redact(f"HTTP {status}: {text}" if status else text)
+    from homelab.kube import describe_error
+
+    return describe_error(exc)
 
 
 def job_name(op: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 
+from homelab.atomic import replace_dir
 from homelab.sandbox import processes
 from homelab.sandbox.config import Paths, digest
 from homelab.sandbox.errors import SandboxError
@@ -150,13 +151,7 @@ def ensure(paths: Paths, release: str, image: Image, packages: list[str]) -> tup
             _index(tmp)
             tmp.chmod(0o755)
             # Swap the served directory by rename; the server resolves the path per request.
-            if repo.exists():
-                old_repo = base / f".repo.old-{os.getpid()}"
-                os.rename(repo, old_repo)
-                os.rename(tmp, repo)
-                shutil.rmtree(old_repo)
-            else:
-                os.rename(tmp, repo)
+            replace_dir(tmp, repo, base / f".repo.old-{os.getpid()}")
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from homelab.atomic import replace_dir
 from homelab.sandbox import processes
 from homelab.sandbox.config import Paths, digest
 from homelab.sandbox.errors import SandboxError
@@ -177,13 +177,7 @@ def ensure(paths: Paths, release: str) -> tuple[Image, bool]:
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             _postprocess(tmp, marker)
-            if target.exists():
-                old = target.with_name(f".{release}-base.old-{build_id}")
-                os.rename(target, old)
-                os.rename(tmp, target)
-                shutil.rmtree(old)
-            else:
-                os.rename(tmp, target)
+            replace_dir(tmp, target, target.with_name(f".{release}-base.old-{build_id}"))
         finally:
             if tmp.exists():
                 _clear_stale(paths.cache, release)

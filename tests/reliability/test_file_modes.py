@@ -203,7 +203,7 @@ def test_failed_kubeconfig_write_leaves_no_temp_file(tmp_path: Path, monkeypatch
 def test_fakeapi_converge_leaves_secret_files_0600(tmp_path: Path, cluster: Cluster, fake_ollama: Any,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     tree = fakeapi_tree(tmp_path, cluster, monkeypatch)
-    run = doit(tree, umask=0, HOMELAB_OLLAMA_URL=fake_ollama.url, **cluster.env)
+    run = doit(tree, umask=0, **{**cluster.env, "HOMELAB_OLLAMA_URL": fake_ollama.url})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert cluster.helm.count("upgrade") > 0  # the apply path really ran
     _assert_engine_files_private(tree)

@@ -68,3 +68,11 @@ def test_forget_host_drops_only_that_host(tmp_path: Path) -> None:
 
 def test_ssh_argv_uses_the_config() -> None:
     assert ssh_argv(Path("/c"), "sbx-master", "hostname") == ["ssh", "-F", "/c", "sbx-master", "hostname"]
+
+
+def test_forget_host_also_drops_entries_under_the_address(tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("sbx-master ssh-ed25519 AAAAold\n10.77.0.10 ssh-ed25519 AAAAold\n"
+                     "[10.77.0.10]:22 ssh-ed25519 AAAAold\n10.77.0.11 ssh-ed25519 AAAAother\n")
+    forget_host(known, "sbx-master", "10.77.0.10")
+    assert known.read_text() == "10.77.0.11 ssh-ed25519 AAAAother\n"

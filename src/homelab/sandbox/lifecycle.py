@@ -203,7 +203,7 @@ def _host_keys(ctx: Context, specs: list[HostSpec]) -> None:
         for spec, made in zip(missing, _parallel(generate, missing), strict=True):
             if made:
                 # New keys for an old name: drop the old ones so ssh does not see a "changed" host key.
-                ssh.forget_host(ctx.paths.known_hosts, spec.name)
+                ssh.forget_host(ctx.paths.known_hosts, spec.name, spec.address)
         step.result = "generated"
 
 

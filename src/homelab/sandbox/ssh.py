@@ -104,13 +104,18 @@ def write_config(path: Path, text: str) -> None:
     write_atomic(path, text, mode=0o644)
 
 
-def forget_host(known_hosts: Path, name: str) -> None:
-    """Drop a host's old keys (it is about to get new ones) so ssh does not warn about a changed key."""
+def forget_host(known_hosts: Path, name: str, address: str = "") -> None:
+    """Drop a host's old keys (it is about to get new ones) so ssh does not see a changed key.
+
+    OpenSSH records them under the name (HostKeyAlias); pyinfra's paramiko under the address it dialled,
+    so both go: a stale address entry makes the next converge fail with a host key mismatch.
+    """
     try:
         lines = known_hosts.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return
-    kept = [line for line in lines if name not in line.split(" ", 1)[0].split(",")]
+    names = {name, address, f"[{address}]:22"} - {""}
+    kept = [line for line in lines if not names & set(line.split(" ", 1)[0].split(","))]
     if kept != lines:
         known_hosts.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 

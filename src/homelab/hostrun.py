@@ -157,6 +157,20 @@ def _quiet_greenlet_errors() -> Iterator[None]:
         hub.NOT_ERROR = saved
 
 
+def _forget_cached_host_keys() -> None:
+    """Make pyinfra read known_hosts afresh for this connection.
+
+    pyinfra memoizes the parsed known_hosts files for the life of the process. The engine (and a test
+    session) may outlive a host's keys: a sandbox host that is torn down and brought up again has new
+    ones, and the stale in-memory copy would refuse it as a host key mismatch although the file is current.
+    """
+    from pyinfra.connectors.sshuserclient import client
+
+    cache = getattr(client.get_host_keys, "cache", None)
+    if isinstance(cache, dict):
+        cache.clear()
+
+
 @contextmanager
 def _connected(
     inventory: Mapping[str, Any], host_name: str, data: dict[str, Any], *, check_for_changes: bool
@@ -166,6 +180,7 @@ def _connected(
     from pyinfra.api.inventory import Inventory
     from pyinfra.api.state import State, StateStage
 
+    _forget_cached_host_keys()
     pyinfra_inventory = Inventory(([(host_name, data)], {}))  # type: ignore[no-untyped-call]
     # FAIL_PERCENT None: a failed operation ends the stage with an error, never a prompt.
     config = Config(CONNECT_TIMEOUT=10, PARALLEL=1)  # type: ignore[no-untyped-call]

@@ -25,5 +25,14 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:
 
 
 @pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty chart cache for this test (HOMELAB_CHART_CACHE points at it)."""
+    path = tmp_path / "chart-cache"
+    path.mkdir()
+    monkeypatch.setenv("HOMELAB_CHART_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
 def layout(tree: Tree) -> paths.Layout:
     return paths.layout("sandbox", tree.root)

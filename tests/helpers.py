@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -95,3 +96,13 @@ def apply_overlay(tree: Tree, overlay: Path) -> None:
             target = tree.root / path.relative_to(overlay)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
+
+
+def load_valid(tree: Tree) -> Any:
+    """The tree's sandbox project, asserted free of problems (for tests that build on valid input)."""
+    from homelab import paths
+    from homelab.project import Project
+
+    project = Project.load(paths.layout("sandbox", tree.root))
+    assert project.ok, [p.line() for p in project.problems]
+    return project

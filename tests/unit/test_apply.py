@@ -12,6 +12,7 @@ from homelab import apply, kube, paths, redact, stamps
 from homelab.project import Project
 from homelab.secrets import Secrets
 from tests.helpers import Tree
+from tests.helpers import load_valid as load
 from tests.unit.test_apply_support import (
     Cluster,
     cluster,
@@ -36,18 +37,8 @@ stringData:
 """
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "chart-cache"
-    path.mkdir()
-    monkeypatch.setenv("HOMELAB_CHART_CACHE", str(path))
-    return path
 
 
-def load(tree: Tree) -> Project:
-    project = Project.load(paths.layout("sandbox", tree.root))
-    assert project.ok, [p.line() for p in project.problems]
-    return project
 
 
 def staged(tree: Tree, cache: Path, tmp_path: Path, *releases: str) -> Project:

@@ -17,6 +17,7 @@ import yaml
 from homelab import charts, paths
 from homelab.project import Project
 from tests.helpers import FIXTURES, REPO, Tree
+from tests.helpers import load_valid as load
 
 HELM = str(REPO / ".venv" / "bin" / "helm")
 
@@ -82,10 +83,6 @@ def fake_pulling_helm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archive: 
     return log
 
 
-def load(tree: Tree) -> Project:
-    project = Project.load(paths.layout("sandbox", tree.root))
-    assert project.ok, [p.line() for p in project.problems]
-    return project
 
 
 def lock_entries(tree: Tree) -> dict[str, dict[str, str]]:

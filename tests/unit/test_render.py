@@ -16,6 +16,7 @@ from homelab import charts, paths, render
 from homelab.project import Project
 from homelab.secrets import Secrets
 from tests.helpers import FIXTURES, REPO, Tree, make_tree
+from tests.helpers import load_valid as load
 
 HELM = str(REPO / ".venv" / "bin" / "helm")
 CANARY = "CANARY-render-pgpass-5e1c9a7b3d"
@@ -38,18 +39,8 @@ def standins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "webapp": build_standin("webapp", "1.0.0", store, work)}
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "chart-cache"
-    path.mkdir()
-    monkeypatch.setenv("HOMELAB_CHART_CACHE", str(path))
-    return path
 
 
-def load(tree: Tree) -> Project:
-    project = Project.load(paths.layout("sandbox", tree.root))
-    assert project.ok, [p.line() for p in project.problems]
-    return project
 
 
 def cached(tree: Tree, cache: Path, standins: dict[str, Path], *releases: str) -> Project:

@@ -40,7 +40,9 @@ def _call(module: str, function: str, *args: Any) -> Any:
     return getattr(importlib.import_module(f"homelab.ops.{module}"), function)(*args)
 
 
-def op_task(doc: str, run: Runner, params: list[Param] | None = None) -> dict[str, Any]:
+def op_task(doc: str, run: Runner, params: list[Param] | None = None, required: tuple[str, str] | None = None
+            ) -> dict[str, Any]:
+    """``required``: (parameter, usage) — refuse with one line naming the usage when it is missing."""
     from homelab import tasks
 
     params = params or []
@@ -49,7 +51,11 @@ def op_task(doc: str, run: Runner, params: list[Param] | None = None) -> dict[st
         project = tasks.project()
         if not project.ok:
             return tasks.refuse()
-        result = run(project, _values(task, params))
+        values = _values(task, params)
+        if required and not values[required[0]]:
+            name = task.name
+            return tasks.failed(f"{name}: name the {required[0]}: doit {name} {required[1]}")
+        result = run(project, values)
         return None if result.ok else tasks.failed(result.message)
 
     return {"actions": [action], "params": params, "verbosity": 2, "uptodate": [False], "doc": doc}
@@ -91,14 +97,9 @@ def pg_restore() -> dict[str, Any]:
               _param("dump", default="latest", help_text="dump file name, or latest"),
               _param("force", bool, False, "do not ask for confirmation")]
 
-    def run(p: Any, v: dict[str, Any]) -> Any:
-        if not v["database"]:
-            from homelab.ops.result import OpResult
-
-            return OpResult(False, "pg_restore: name the database: doit pg_restore database=NAME [dump=FILE]", 0.0)
-        return _call("postgres", "run_pg_restore", p, v["dump"], v["database"], bool(v["force"]))
-
-    return op_task("restore a dump into a database (asks for confirmation unless force)", run, params)
+    return op_task("restore a dump into a database (asks for confirmation unless force)",
+                   lambda p, v: _call("postgres", "run_pg_restore", p, v["dump"], v["database"], bool(v["force"])),
+                   params, required=("database", "database=NAME [dump=FILE]"))
 
 
 def pg_restore_drill() -> dict[str, Any]:
@@ -120,14 +121,9 @@ def cluster_restore() -> dict[str, Any]:
     params = [_param("snapshot", help_text="snapshot name or path (required)"),
               _param("force", bool, False, "do not ask for confirmation")]
 
-    def run(p: Any, v: dict[str, Any]) -> Any:
-        if not v["snapshot"]:
-            from homelab.ops.result import OpResult
-
-            return OpResult(False, "cluster_restore: name the snapshot: doit cluster_restore snapshot=NAME", 0.0)
-        return _call("k3s_state", "cluster_restore", p, v["snapshot"], bool(v["force"]))
-
-    return op_task("reset-restore the server from an etcd snapshot and rejoin the agents", run, params)
+    return op_task("reset-restore the server from an etcd snapshot and rejoin the agents",
+                   lambda p, v: _call("k3s_state", "cluster_restore", p, v["snapshot"], bool(v["force"])),
+                   params, required=("snapshot", "snapshot=NAME"))
 
 
 def k3s_upgrade() -> dict[str, Any]:
@@ -147,11 +143,6 @@ def node_remove() -> dict[str, Any]:
 
     params = [_param("node", help_text="node to remove (required)")]
 
-    def run(p: Any, v: dict[str, Any]) -> Any:
-        if not v["node"]:
-            from homelab.ops.result import OpResult
-
-            return OpResult(False, "node_remove: name the node: doit node_remove node=NAME", 0.0)
-        return _call("node_remove", "node_remove", p, v["node"])
-
-    return op_task("cordon, drain, check pods and volumes moved, delete the node, uninstall its agent", run, params)
+    return op_task("cordon, drain, check pods and volumes moved, delete the node, uninstall its agent",
+                   lambda p, v: _call("node_remove", "node_remove", p, v["node"]), params,
+                   required=("node", "node=NAME"))
